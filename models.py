@@ -1,0 +1,338 @@
+"""Peewee models on one database proxy (SQLite embedded, PostgreSQL in production) and the
+named functions for the queries that need care: claiming due shipments and locking rows.
+
+Boot code calls `connect(url)` once; the schema itself is created by `migrations/`, never here.
+All timestamps are stored as naive UTC and come back as aware UTC datetimes.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import threading
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from typing import Iterator, Sequence
+
+import peewee
+from peewee import (
+    SQL,
+    BigAutoField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+# A next_update_due far enough away that a shipment which needs no polling never comes due.
+NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+# Job ledger and inbox states.
+JOB_PENDING, JOB_RUNNING, JOB_COMPLETED, JOB_FAILED = "pending", "running", "completed", "failed"
+INBOX_PENDING, INBOX_PROCESSED, INBOX_REJECTED, INBOX_FAILED = "pending", "processed", "rejected", "failed"
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """A timestamp stored as naive UTC; accepts aware datetimes and returns aware UTC ones."""
+
+    def db_value(self, value: object) -> object:
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            # A fixed-width text form keeps SQLite's string comparisons in time order.
+            return value.isoformat(sep=" ", timespec="microseconds")
+        return value
+
+    def python_value(self, value: object) -> object:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=timezone.utc)
+            return value.astimezone(timezone.utc)
+        return value
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Order(BaseModel):
+    """A shop order; the customer email is kept only as a keyed hash for guest verification."""
+
+    id = CharField(primary_key=True, max_length=128)
+    customer_id = CharField(null=True, max_length=128)
+    customer_email_hash = CharField(max_length=64)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "orders"
+
+
+class TrackingCache(BaseModel):
+    """One shipment (a tracking number of an order) and everything we know about it."""
+
+    id = peewee.AutoField()
+    order = ForeignKeyField(Order, column_name="order_id", backref="shipments", on_delete="CASCADE")
+    courier_tracking_number = CharField(max_length=64)
+    courier_service = CharField(max_length=32)
+    # Current status (canonical, see pipeline/status.py).
+    current_status = CharField(max_length=32, default="pending")
+    last_status_update = UTCDateTimeField(default=utcnow)
+    tracking_events = JSONField(default=list)
+    # Delivery information.
+    estimated_delivery = UTCDateTimeField(null=True)
+    actual_delivery = UTCDateTimeField(null=True)
+    delivery_location = CharField(null=True, max_length=255)
+    # Update management.
+    last_api_update = UTCDateTimeField(default=utcnow)
+    next_update_due = UTCDateTimeField(default=utcnow)
+    update_frequency_minutes = IntegerField(default=120)
+    consecutive_failures = IntegerField(default=0)
+    # Status flags.
+    is_delivered = BooleanField(default=False)
+    is_failed = BooleanField(default=False)
+    is_active = BooleanField(default=True)
+    requires_attention = BooleanField(default=False)
+    # Courier response cache.
+    last_api_response = JSONField(null=True)
+    api_response_hash = CharField(null=True, max_length=64)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    # Ours, beyond the seed: the sweep's lease, expiry input, attention details.
+    claimed_until = UTCDateTimeField(null=True)
+    last_event_at = UTCDateTimeField(null=True)
+    has_unmapped_events = BooleanField(default=False)
+    attention_reason = TextField(null=True)
+    refresh_requested_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "tracking_cache"
+
+
+class TrackingUpdateLog(BaseModel):
+    """One attempt to update a shipment: what triggered it, how the call went, what changed."""
+
+    id = BigAutoField()
+    tracking_cache = ForeignKeyField(TrackingCache, column_name="tracking_cache_id", null=True,
+                                     backref="update_logs", on_delete="CASCADE")
+    update_type = CharField(max_length=16)  # scheduled | manual | webhook | retry
+    triggered_by = CharField(null=True, max_length=128)  # system | admin:<fingerprint> | webhook
+    api_call_success = BooleanField()
+    api_response_time_ms = IntegerField(null=True)
+    api_status_code = IntegerField(null=True)
+    api_error_message = TextField(null=True)
+    status_changed = BooleanField(default=False)
+    previous_status = CharField(null=True, max_length=32)
+    new_status = CharField(null=True, max_length=32)
+    events_added = IntegerField(default=0)
+    started_at = UTCDateTimeField()
+    completed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "tracking_update_logs"
+
+
+class TrackingJob(BaseModel):
+    """The job ledger admins watch; Dramatiq carries the messages, this row records their fate."""
+
+    id = BigAutoField()
+    tracking_cache = ForeignKeyField(TrackingCache, column_name="tracking_cache_id", null=True,
+                                     backref="jobs", on_delete="CASCADE")
+    job_type = CharField(max_length=16)  # update | retry | manual | cleanup
+    priority = IntegerField(default=100)
+    scheduled_for = UTCDateTimeField(default=utcnow)
+    attempts = IntegerField(default=0)
+    max_attempts = IntegerField(default=3)
+    last_attempt_at = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+    status = CharField(max_length=16, default=JOB_PENDING)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    batch_id = CharField(null=True, max_length=64)
+    completed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "tracking_job_queue"
+
+
+class WebhookInbox(BaseModel):
+    """Every courier webhook exactly as received, stored before it is acknowledged."""
+
+    id = BigAutoField()
+    courier = CharField(max_length=32)
+    topic = CharField(null=True, max_length=64)
+    external_event_id = CharField(null=True, max_length=128)
+    raw_body = TextField()
+    received_at = UTCDateTimeField(default=utcnow)
+    processed_at = UTCDateTimeField(null=True)
+    status = CharField(max_length=16, default=INBOX_PENDING)
+    error = TextField(null=True)
+    attempts = IntegerField(default=0)
+
+    class Meta:
+        table_name = "webhook_inbox"
+
+
+class CourierApiCall(BaseModel):
+    """One HTTP call to a courier, for usage, budget and latency figures."""
+
+    id = BigAutoField()
+    courier = CharField(max_length=32)
+    called_at = UTCDateTimeField(default=utcnow)
+    endpoint = CharField(max_length=255)
+    trigger = CharField(max_length=16, default="scheduled")  # scheduled | manual | retry
+    tracking_numbers_count = IntegerField(default=0)
+    http_status = IntegerField(null=True)
+    latency_ms = IntegerField(null=True)
+    is_success = BooleanField(default=False)
+    error = TextField(null=True)
+
+    class Meta:
+        table_name = "courier_api_calls"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall,
+)
+
+
+# --- connection -----------------------------------------------------------------------------
+
+_connect_lock = threading.Lock()
+
+
+def open_database(url: str, *, max_connections: int = 20) -> peewee.Database:
+    """Create (not yet connect) the database object for a `DATABASE_URL`."""
+    from playhouse.db_url import parse
+    from urllib.parse import urlparse
+
+    scheme = urlparse(url).scheme
+    if scheme.startswith("sqlite"):
+        # sqlite:///relative.db -> relative.db; sqlite:////abs/file.db -> /abs/file.db
+        path = urlparse(url).path[1:]
+        return peewee.SqliteDatabase(
+            path or ":memory:",
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 10000,
+                "synchronous": "normal",
+            },
+            timeout=10,
+        )
+    from playhouse.pool import PooledPostgresqlDatabase
+
+    params = parse(url)
+    name = params.pop("database")
+    return PooledPostgresqlDatabase(
+        name,
+        max_connections=max_connections,
+        stale_timeout=300,
+        timeout=10,
+        options="-c timezone=UTC",
+        **params,
+    )
+
+
+def connect(url: str, *, max_connections: int = 20) -> peewee.Database:
+    """Point the model proxy at the database behind `url` and return it."""
+    db = open_database(url, max_connections=max_connections)
+    with _connect_lock:
+        database.initialize(db)
+    return db
+
+
+def is_postgres(db: peewee.Database | None = None) -> bool:
+    target = db if db is not None else database.obj
+    return isinstance(target, peewee.PostgresqlDatabase)
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction that takes the write lock at once on SQLite (BEGIN IMMEDIATE), so that a
+    read-then-write inside it cannot race another writer; a plain transaction on PostgreSQL."""
+    if is_postgres():
+        with database.atomic():
+            yield
+    else:
+        with database.atomic(lock_type="IMMEDIATE"):
+            yield
+
+
+# --- customer emails ------------------------------------------------------------------------
+
+def normalise_email(email: str) -> str:
+    """The form an address is compared in: trimmed, NFKC-normalised, case-folded."""
+    return unicodedata.normalize("NFKC", email).strip().casefold()
+
+
+def hash_email(email: str, key: str) -> str:
+    """Keyed hash (HMAC-SHA256) of the normalised address, the only form stored at rest."""
+    return hmac.new(key.encode("utf-8"), normalise_email(email).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# --- claiming due shipments -----------------------------------------------------------------
+
+def claim_due_shipments(now: datetime, *, limit: int, lease: timedelta) -> list[tuple[int, str, str]]:
+    """Claim up to `limit` active shipments whose poll is due, for `lease`; returns
+    (id, courier, tracking number) of the rows this caller now owns.
+
+    On PostgreSQL concurrent claimers skip each other's rows (FOR UPDATE SKIP LOCKED); on SQLite
+    the claim runs under the database write lock (BEGIN IMMEDIATE), which serialises claimers.
+    """
+    lease_end = now + lease
+    due = (
+        TrackingCache.select(TrackingCache.id)
+        .where(
+            (TrackingCache.is_active == True)  # noqa: E712 (peewee expression)
+            & (TrackingCache.is_delivered == False)  # noqa: E712
+            & (TrackingCache.next_update_due <= now)
+            & (TrackingCache.claimed_until.is_null() | (TrackingCache.claimed_until < now))
+        )
+        .order_by(TrackingCache.next_update_due)
+        .limit(limit)
+    )
+    returning = (TrackingCache.id, TrackingCache.courier_service, TrackingCache.courier_tracking_number)
+    if is_postgres():
+        with database.atomic():
+            query = (
+                TrackingCache.update(claimed_until=lease_end)
+                .where(TrackingCache.id.in_(due.for_update(skip_locked=True)))
+                .returning(*returning)
+            )
+            return [(row.id, row.courier_service, row.courier_tracking_number) for row in query.execute()]
+    with write_transaction():
+        ids = [row.id for row in due]
+        if not ids:
+            return []
+        TrackingCache.update(claimed_until=lease_end).where(TrackingCache.id.in_(ids)).execute()
+        rows = TrackingCache.select(*returning).where(TrackingCache.id.in_(ids)).order_by(TrackingCache.id)
+        return [(row.id, row.courier_service, row.courier_tracking_number) for row in rows]
+
+
+def lock_shipments(ids: Sequence[int]) -> list[TrackingCache]:
+    """Load shipments for update inside the caller's transaction, locking them on PostgreSQL
+    (in id order, so two writers never deadlock); on SQLite the caller holds the write lock."""
+    query = TrackingCache.select().where(TrackingCache.id.in_(list(ids))).order_by(TrackingCache.id)
+    if is_postgres():
+        query = query.for_update()
+    return list(query)
+
+
+def count_rows(model: type[BaseModel]) -> int:
+    """Rows in a table (for admin figures and tests)."""
+    return model.select(SQL("1")).count()

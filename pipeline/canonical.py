@@ -1,0 +1,177 @@
+"""Canonical value objects every courier adapter produces and the pipeline consumes: tracking
+events, per-shipment updates and the result of one bulk call. Plain, frozen, JSON-safe."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from pipeline import status as statuses
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware datetime in UTC (naive input is taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if moment is None:
+        return None
+    text = to_utc(moment).isoformat().replace("+00:00", "Z")
+    return text
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """Inverse of `iso_utc`."""
+    if not text:
+        return None
+    return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _normalise_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    """One courier scan. `status` is canonical, or None when the courier's code is not mapped;
+    the raw code and text are always kept."""
+
+    time: datetime
+    raw_text: str
+    status: str | None = None
+    raw_code: str | None = None
+    location: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", to_utc(self.time))
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the event across sources: time, raw code and text.
+
+        Location is left out on purpose: webhooks carry no location while polls do
+        (webhook_shipment_tracking_update.json vs openapi_tracking_response_delivered.json), and
+        the same scan must merge into one event whichever way it arrived.
+        """
+        key = "|".join((iso_utc(self.time) or "", self.raw_code or "", _normalise_text(self.raw_text)))
+        return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": iso_utc(self.time),
+            "status": self.status,
+            "raw_code": self.raw_code,
+            "raw_text": self.raw_text,
+            "location": self.location,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackingEvent:
+        time = parse_iso(data["time"])
+        assert time is not None
+        return cls(time=time, raw_text=data.get("raw_text") or "", status=data.get("status"),
+                   raw_code=data.get("raw_code"), location=data.get("location"))
+
+
+@dataclass(frozen=True)
+class TrackingUpdate:
+    """What one courier response or webhook says about one tracking number."""
+
+    courier: str
+    tracking_number: str
+    events: tuple[TrackingEvent, ...] = ()
+    estimated_delivery: datetime | None = None
+    # A status the courier reports without an event (e.g. a status-only webhook), used only when
+    # no event says more.
+    reported_status: str | None = None
+    reported_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "courier": self.courier,
+            "tracking_number": self.tracking_number,
+            "events": [event.to_dict() for event in self.events],
+            "estimated_delivery": iso_utc(self.estimated_delivery),
+            "reported_status": self.reported_status,
+            "reported_at": iso_utc(self.reported_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackingUpdate:
+        return cls(
+            courier=data["courier"],
+            tracking_number=data["tracking_number"],
+            events=tuple(TrackingEvent.from_dict(e) for e in data.get("events") or ()),
+            estimated_delivery=parse_iso(data.get("estimated_delivery")),
+            reported_status=data.get("reported_status"),
+            reported_at=parse_iso(data.get("reported_at")),
+        )
+
+    @property
+    def unmapped_codes(self) -> tuple[str, ...]:
+        """Raw codes/texts of events the adapter could not map (for the unmapped-codes metric)."""
+        return tuple(sorted({e.raw_code or e.raw_text for e in self.events if e.status is None}))
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """A tracking number the courier answered for but could not track."""
+
+    tracking_number: str
+    reason: str
+    # not_found: the courier does not know it (yet); missing: absent from the response;
+    # error: any other per-item failure.
+    kind: str = "error"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tracking_number": self.tracking_number, "reason": self.reason, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemFailure:
+        return cls(tracking_number=data["tracking_number"], reason=data["reason"], kind=data.get("kind", "error"))
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """A parsed bulk tracking response: updates for the found items and failures for the rest.
+    Every requested tracking number appears in exactly one of the two."""
+
+    updates: tuple[TrackingUpdate, ...] = ()
+    failures: tuple[ItemFailure, ...] = ()
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "updates": [u.to_dict() for u in self.updates],
+            "failures": [f.to_dict() for f in self.failures],
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BulkResult:
+        return cls(
+            updates=tuple(TrackingUpdate.from_dict(u) for u in data.get("updates") or ()),
+            failures=tuple(ItemFailure.from_dict(f) for f in data.get("failures") or ()),
+            message=data.get("message"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookMessage:
+    """A parsed courier webhook: its topic, its dedup id (None if the courier sent none) and the
+    tracking updates it carries (none for topics that carry no tracking data)."""
+
+    topic: str
+    event_id: str | None
+    updates: tuple[TrackingUpdate, ...] = field(default_factory=tuple)
+
+
+def known_status(value: str | None) -> str | None:
+    """The value if it is a canonical status, else None."""
+    return value if statuses.is_known(value) else None

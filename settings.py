@@ -1,0 +1,466 @@
+"""Settings: the one module that reads the environment (and `.env`), typed and validated once.
+
+Every other module receives values from here (or from boot code that read them here); nothing
+else touches `os.environ`. A bad value raises `SettingsError` with one line naming the variable,
+the value and what was expected; the command line prints that line and exits non-zero.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import zoneinfo
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "sqlite:///trackcache.db"
+OPEN_API_BASE_URL = "https://api.easyparcel.com"
+LEGACY_API_BASE_URL = "https://connect.easyparcel.my"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot use; the message is one line for the operator."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def token_digest(token: str) -> str:
+    """Hex SHA-256 of a bearer token, the form in which tokens are compared and may be configured."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# --- parsers: each takes the raw string and returns a value or raises ValueError(expected) ---
+
+def _positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+_positive_int.expected = "a positive integer"  # type: ignore[attr-defined]
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError
+    return value
+
+
+_non_negative_int.expected = "a non-negative integer"  # type: ignore[attr-defined]
+
+
+def _percent(raw: str) -> int:
+    value = int(raw.strip())
+    if not 0 <= value <= 100:
+        raise ValueError
+    return value
+
+
+_percent.expected = "an integer percentage from 0 to 100"  # type: ignore[attr-defined]
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0:
+        raise ValueError
+    return value
+
+
+_positive_float.expected = "a positive number"  # type: ignore[attr-defined]
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError
+
+
+_boolean.expected = "true or false"  # type: ignore[attr-defined]
+
+
+def _log_level(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError
+    return lowered
+
+
+_log_level.expected = "one of " + ", ".join(LOG_LEVELS)  # type: ignore[attr-defined]
+
+
+def _delays(raw: str) -> tuple[int, ...]:
+    values = tuple(_positive_int(part) for part in raw.split(",") if part.strip())
+    if not values:
+        raise ValueError
+    return values
+
+
+_delays.expected = "a comma-separated list of positive seconds, like 60,300,900"  # type: ignore[attr-defined]
+
+
+def _dates(raw: str) -> frozenset[date]:
+    return frozenset(date.fromisoformat(part.strip()) for part in raw.split(",") if part.strip())
+
+
+_dates.expected = "a comma-separated list of YYYY-MM-DD dates"  # type: ignore[attr-defined]
+
+
+def _timezone(raw: str) -> str:
+    name = raw.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError from None
+    return name
+
+
+_timezone.expected = "an IANA time zone name like Asia/Kuala_Lumpur"  # type: ignore[attr-defined]
+
+
+def _database_url(raw: str) -> str:
+    url = raw.strip()
+    scheme = urlparse(url).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql", "postgres+pool", "postgresql+pool"):
+        raise ValueError
+    return url
+
+
+_database_url.expected = "a sqlite:///path or postgresql://user@host/db URL"  # type: ignore[attr-defined]
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if url and urlparse(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError
+    return url
+
+
+_redis_url.expected = "a redis://host:port/db URL, or empty for the embedded broker"  # type: ignore[attr-defined]
+
+
+def _http_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not url:
+        return url
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError
+    return url
+
+
+_http_url.expected = "an http(s):// URL, or empty for the default"  # type: ignore[attr-defined]
+
+
+def _api_kind(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in ("open", "legacy"):
+        raise ValueError
+    return lowered
+
+
+_api_kind.expected = "open or legacy"  # type: ignore[attr-defined]
+
+
+def _api_version(raw: str) -> str:
+    value = raw.strip()
+    year, _, month = value.partition("-")
+    if not (len(year) == 4 and year.isdigit() and len(month) == 2 and month.isdigit()):
+        raise ValueError
+    return value
+
+
+_api_version.expected = "a version like 2026-06"  # type: ignore[attr-defined]
+
+
+def _token_digests(raw: str) -> tuple[str, ...]:
+    digests = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("sha256:"):
+            hexdigest = entry[len("sha256:"):].lower()
+            if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+                raise ValueError
+            digests.append(hexdigest)
+        else:
+            if len(entry) < 16:
+                raise ValueError
+            digests.append(token_digest(entry))
+    return tuple(digests)
+
+
+_token_digests.expected = (  # type: ignore[attr-defined]
+    "comma-separated tokens of at least 16 characters or sha256:<64 hex digits>"
+)
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+_secret.expected = "a string"  # type: ignore[attr-defined]
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in raw.split(",") if part.strip())
+
+
+_networks.expected = "a comma-separated list of networks like 10.0.0.0/8,127.0.0.1"  # type: ignore[attr-defined]
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+_text.expected = "a string"  # type: ignore[attr-defined]
+
+
+def _cron(raw: str) -> str:
+    spec = " ".join(raw.split())
+    parts = spec.split(" ")
+    if len(parts) != 5 and not spec.startswith("@"):
+        raise ValueError
+    return spec
+
+
+_cron.expected = "a five-field cron expression like '*/15 * * * *'"  # type: ignore[attr-defined]
+
+
+def _setting(env: str, parse: Callable[[str], T], default: str | None, doc: str, *, secret: bool = False) -> T:
+    """Declare one setting; the dataclass field's metadata carries everything `load` needs."""
+    return field(metadata={"env": env, "parse": parse, "default": default, "doc": doc, "secret": secret})  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; build one with `load()`, never by hand outside tests."""
+
+    # Scheduling (minutes), from the seed plan.
+    pre_shipment_freq: int = _setting("TRACKING_PRE_SHIPMENT_FREQ", _positive_int, "1440",
+                                      "Minutes between polls before the parcel is collected.")
+    in_transit_freq: int = _setting("TRACKING_IN_TRANSIT_FREQ", _positive_int, "120",
+                                    "Minutes between polls while in transit.")
+    out_for_delivery_freq: int = _setting("TRACKING_OUT_FOR_DELIVERY_FREQ", _positive_int, "30",
+                                          "Minutes between polls while out for delivery.")
+    exception_freq: int = _setting("TRACKING_EXCEPTION_FREQ", _positive_int, "60",
+                                   "Minutes between polls while in an exception state.")
+    delivery_day_max_freq: int = _setting("TRACKING_DELIVERY_DAY_FREQ", _positive_int, "30",
+                                          "Longest interval (minutes) on the estimated delivery day.")
+    weekend_factor: float = _setting("TRACKING_WEEKEND_FACTOR", _positive_float, "1.5",
+                                     "Interval multiplier on weekends and holidays.")
+    holidays: frozenset[date] = _setting("TRACKING_HOLIDAYS", _dates, "",
+                                         "Extra non-working days (YYYY-MM-DD, comma-separated).")
+    jitter_percent: int = _setting("TRACKING_JITTER_PERCENT", _percent, "10",
+                                   "Random spread added to each interval, in percent.")
+    expire_after_days: int = _setting("TRACKING_EXPIRE_AFTER_DAYS", _positive_int, "30",
+                                      "Days without a new event after which a shipment is expired.")
+    # Job processing.
+    job_batch_size: int = _setting("TRACKING_JOB_BATCH_SIZE", _positive_int, "10",
+                                   "Tracking numbers per courier call (capped by the courier's limit).")
+    max_concurrent: int = _setting("TRACKING_MAX_CONCURRENT", _positive_int, "3",
+                                   "Courier calls in flight at once, across all workers.")
+    max_failures: int = _setting("TRACKING_MAX_FAILURES", _positive_int, "5",
+                                 "Consecutive failures before a shipment is flagged requires_attention.")
+    retry_delays: tuple[int, ...] = _setting("TRACKING_RETRY_DELAYS", _delays, "60,300,900",
+                                             "Seconds before each retry of a failed courier call.")
+    claim_lease_seconds: int = _setting("TRACKING_CLAIM_LEASE", _positive_int, "900",
+                                        "Seconds a sweep's claim on a shipment lasts before it is released.")
+    # Courier API management.
+    api_timeout_ms: int = _setting("TRACKING_API_TIMEOUT", _positive_int, "10000",
+                                   "Courier HTTP timeout in milliseconds.")
+    rate_buffer_percent: int = _setting("TRACKING_RATE_BUFFER", _percent, "5",
+                                        "Percent of the daily budget reserved for manual refreshes.")
+    daily_budget: int = _setting("TRACKING_DAILY_BUDGET", _positive_int, "1000",
+                                 "Courier API calls allowed per day (UTC), across all workers.")
+    # Cache management.
+    cache_ttl_hours: int = _setting("TRACKING_CACHE_TTL", _positive_int, "24",
+                                    "Hours after which a customer read triggers a background refresh.")
+    cleanup_interval: int = _setting("TRACKING_CLEANUP_INTERVAL", _positive_int, "3600",
+                                     "Seconds between cleanup runs.")
+    max_events: int = _setting("TRACKING_MAX_EVENTS", _positive_int, "50",
+                               "Events kept per shipment (newest first).")
+    retention_days: int = _setting("TRACKING_RETENTION_DAYS", _positive_int, "90",
+                                   "Days to keep finished shipments active, logs, ledger rows and inbox rows.")
+    # Diagnostics.
+    enable_debug: bool = _setting("TRACKING_ENABLE_DEBUG", _boolean, "false",
+                                  "Verbose diagnostics (never enable in production).")
+    log_level: str = _setting("TRACKING_LOG_LEVEL", _log_level, "info", "Log level.")
+    # Storage and broker.
+    database_url: str = _setting("DATABASE_URL", _database_url, DEFAULT_DATABASE_URL,
+                                 "Database; SQLite file (embedded) or PostgreSQL (production).")
+    redis_url: str = _setting("REDIS_URL", _redis_url, "",
+                              "Redis for broker, rate limits and read cache; empty = embedded broker.")
+    # Access control and secrets.
+    admin_tokens: tuple[str, ...] = _setting("TRACKING_ADMIN_TOKENS", _token_digests, "",
+                                             "Admin bearer tokens (comma-separated; sha256:<hex> allowed).")
+    viewer_tokens: tuple[str, ...] = _setting("TRACKING_VIEWER_TOKENS", _token_digests, "",
+                                              "Read-only admin tokens (same format).")
+    internal_api_key: Secret = _setting("TRACKING_INTERNAL_API_KEY", _secret, "",
+                                        "Key for /api/internal/* (X-Internal-Key header).", secret=True)
+    internal_networks: tuple[str, ...] = _setting("TRACKING_INTERNAL_NETWORKS", _networks, "",
+                                                  "If set, /api/internal/* only answers these networks.")
+    customer_token_secret: Secret = _setting("TRACKING_CUSTOMER_TOKEN_SECRET", _secret, "",
+                                             "Secret the shop signs customer tokens with.", secret=True)
+    webhook_secret: Secret = _setting("TRACKING_WEBHOOK_SECRET", _secret, "",
+                                      "Secret path segment of the courier webhook URL.", secret=True)
+    email_hash_key: Secret = _setting("TRACKING_EMAIL_HASH_KEY", _secret, "",
+                                      "Key for the keyed hash of customer emails stored at rest.", secret=True)
+    guest_rate_limit: int = _setting("TRACKING_GUEST_RATE_LIMIT", _positive_int, "10",
+                                     "Guest tracking lookups per hour per client.")
+    customer_rate_limit: int = _setting("TRACKING_CUSTOMER_RATE_LIMIT", _positive_int, "120",
+                                        "Signed-in customer lookups per hour per customer.")
+    webhook_max_bytes: int = _setting("TRACKING_WEBHOOK_MAX_BYTES", _positive_int, "262144",
+                                      "Largest webhook body accepted (bytes).")
+    shop_timezone: str = _setting("TRACKING_SHOP_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
+                                  "Time zone the tracking page shows times in.")
+    # Courier: EasyParcel.
+    easyparcel_api: str = _setting("EASYPARCEL_API", _api_kind, "open", "Which EasyParcel API: open or legacy.")
+    easyparcel_base_url: str = _setting("EASYPARCEL_BASE_URL", _http_url, "",
+                                        "EasyParcel host (default: the live host of the chosen API).")
+    easyparcel_api_version: str = _setting("EASYPARCEL_API_VERSION", _api_version, "2026-06",
+                                           "Open API version in the URL path.")
+    easyparcel_client_id: str = _setting("EASYPARCEL_CLIENT_ID", _text, "", "Open API OAuth client id.")
+    easyparcel_client_secret: Secret = _setting("EASYPARCEL_CLIENT_SECRET", _secret, "",
+                                                "Open API OAuth client secret.", secret=True)
+    easyparcel_api_key: Secret = _setting("EASYPARCEL_API_KEY", _secret, "",
+                                          "Legacy connect API key.", secret=True)
+    easyparcel_timezone: str = _setting("EASYPARCEL_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
+                                        "Zone of the courier's naive timestamps.")
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when no Redis is configured: in-process broker, worker and caches."""
+        return not self.redis_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def api_timeout_seconds(self) -> float:
+        return self.api_timeout_ms / 1000.0
+
+    @property
+    def courier_base_url(self) -> str:
+        """The EasyParcel host to call: the configured one, else the live host of the chosen API."""
+        if self.easyparcel_base_url:
+            return self.easyparcel_base_url
+        return OPEN_API_BASE_URL if self.easyparcel_api == "open" else LEGACY_API_BASE_URL
+
+    def production_problems(self, *, worker_processes: int = 1) -> list[str]:
+        """What makes these settings unsafe to run in production (empty when safe)."""
+        problems = []
+        if not self.admin_tokens:
+            problems.append("TRACKING_ADMIN_TOKENS is empty: nobody could use the admin API")
+        if len(self.internal_api_key.reveal()) < 16:
+            problems.append("TRACKING_INTERNAL_API_KEY must be set to at least 16 characters")
+        if len(self.webhook_secret.reveal()) < 16:
+            problems.append("TRACKING_WEBHOOK_SECRET must be set to at least 16 characters")
+        if len(self.customer_token_secret.reveal()) < 16:
+            problems.append("TRACKING_CUSTOMER_TOKEN_SECRET must be set to at least 16 characters")
+        if len(self.email_hash_key.reveal()) < 16:
+            problems.append("TRACKING_EMAIL_HASH_KEY must be set to at least 16 characters")
+        if self.is_sqlite and worker_processes > 1:
+            problems.append("SQLite cannot be shared by several worker processes: set DATABASE_URL to PostgreSQL")
+        if self.enable_debug:
+            problems.append("TRACKING_ENABLE_DEBUG is on")
+        return problems
+
+
+def describe() -> list[dict[str, str]]:
+    """The settings table for the README and `trackcache settings`: variable, default, meaning."""
+    rows = []
+    for spec in fields(Settings):
+        meta = spec.metadata
+        rows.append({
+            "variable": meta["env"],
+            "default": "(unset)" if not meta["default"] else meta["default"],
+            "expected": meta["parse"].expected,
+            "doc": meta["doc"],
+        })
+    return rows
+
+
+def load(environ: Mapping[str, str] | None = None, *, dotenv_path: str | None = ".env") -> Settings:
+    """Build validated settings from an environment (default: `os.environ` plus a `.env` file).
+
+    Raises:
+        SettingsError: a variable holds a value that cannot be used; the message names it.
+    """
+    if environ is None:
+        merged: dict[str, str] = {}
+        if dotenv_path and os.path.exists(dotenv_path):
+            from dotenv import dotenv_values
+
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ)  # the real environment wins over .env, as in python-dotenv
+        environ = merged
+    values = {}
+    for spec in fields(Settings):
+        meta = spec.metadata
+        raw = environ.get(meta["env"])
+        if raw is None:
+            raw = meta["default"]
+        parse = meta["parse"]
+        try:
+            values[spec.name] = parse(raw)
+        except (ValueError, TypeError):
+            shown = "<hidden>" if meta["secret"] else repr(raw)
+            raise SettingsError(f"{meta['env']} must be {parse.expected}, got {shown}") from None
+    return Settings(**values)
+
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The process's settings, loaded and validated on first use.
+
+    Raises:
+        SettingsError: see `load`.
+    """
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def use(settings: Settings | None) -> None:
+    """Replace the process's settings (boot code and tests); None reloads from the environment."""
+    global _current
+    _current = settings
