@@ -1,0 +1,165 @@
+"""Merging tracking updates into a shipment's stored state: events as a set keyed by
+fingerprint, the current status derived from the merged events by time with final statuses
+sticky. Pure: the same updates merged in any order, any number of times, give the same state."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from pipeline import status as statuses
+from pipeline.canonical import TrackingEvent, TrackingUpdate
+
+
+@dataclass(frozen=True)
+class ShipmentState:
+    """The part of a shipment that updates change. Events are newest first."""
+
+    status: str = statuses.PENDING
+    events: tuple[TrackingEvent, ...] = ()
+    estimated_delivery: datetime | None = None
+    estimated_delivery_as_of: datetime | None = None
+    delivered_at: datetime | None = None
+    delivery_location: str | None = None
+    last_event_at: datetime | None = None
+    has_unmapped_events: bool = False
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    state: ShipmentState
+    previous_status: str
+    events_added: int
+
+    @property
+    def status_changed(self) -> bool:
+        return self.state.status != self.previous_status
+
+    @property
+    def is_noop(self) -> bool:
+        """Nothing a reader could see changed."""
+        return self.events_added == 0 and not self.status_changed
+
+
+def _order_key(event: TrackingEvent) -> tuple[datetime, str]:
+    return (event.time, event.fingerprint)
+
+
+def _richness(event: TrackingEvent) -> tuple[int, int, str, str, str]:
+    """Total order used when two sources report the same scan: keep the one that says more
+    (a known status, a location), then decide by content so the choice never depends on order."""
+    return (
+        1 if event.status else 0,
+        1 if event.location else 0,
+        event.status or "",
+        event.location or "",
+        event.raw_text,
+    )
+
+
+def union_events(*groups: Iterable[TrackingEvent], max_events: int | None = None) -> tuple[TrackingEvent, ...]:
+    """Set union by fingerprint, newest first, cut to the newest `max_events` while always
+    keeping the events that decide the status (see `decisive_events`)."""
+    by_fingerprint: dict[str, TrackingEvent] = {}
+    for group in groups:
+        for event in group:
+            current = by_fingerprint.get(event.fingerprint)
+            if current is None or _richness(event) > _richness(current):
+                by_fingerprint[event.fingerprint] = event
+    ordered = sorted(by_fingerprint.values(), key=_order_key, reverse=True)
+    if max_events is None or len(ordered) <= max_events:
+        return tuple(ordered)
+    kept = ordered[:max_events]
+    pinned = [e for e in decisive_events(ordered) if e not in kept]
+    return tuple(sorted(kept + pinned, key=_order_key, reverse=True))
+
+
+def decisive_events(events: Sequence[TrackingEvent]) -> list[TrackingEvent]:
+    """The latest final event and the latest event with a known status: trimming history must
+    never drop them, or a capped shipment could lose its delivered status to newer noise."""
+    known = [e for e in events if e.status is not None and statuses.is_known(e.status)]
+    finals = [e for e in known if statuses.is_final(e.status)]
+    chosen = []
+    if finals:
+        chosen.append(max(finals, key=_order_key))
+    if known:
+        chosen.append(max(known, key=_order_key))
+    return chosen
+
+
+def status_only_event(update: TrackingUpdate) -> TrackingEvent | None:
+    """A status the courier reported without events (e.g. shipment.status.update) becomes an
+    event at its report time, so that it merges like every other scan."""
+    if update.reported_status is None or update.reported_at is None or update.events:
+        return None
+    return TrackingEvent(time=update.reported_at, raw_text=statuses.label_of(update.reported_status),
+                         status=update.reported_status, raw_code=f"status:{update.reported_status}")
+
+
+def derive_status(events: Sequence[TrackingEvent], *, is_expired: bool = False) -> str:
+    """The current status from a set of events.
+
+    The latest event with a known status decides, except that a final status (delivered,
+    returned, cancelled) is sticky: a later non-final scan never undoes it. An expired shipment
+    stays expired unless the courier reports a final status.
+    """
+    known = [e for e in events if e.status is not None and statuses.is_known(e.status)]
+    finals = [e for e in known if statuses.is_final(e.status) and e.status != statuses.EXPIRED]
+    if finals:
+        return str(max(finals, key=_order_key).status)
+    if is_expired:
+        return statuses.EXPIRED
+    if not known:
+        return statuses.PENDING
+    return str(max(known, key=_order_key).status)
+
+
+def _delivery(events: Sequence[TrackingEvent], status: str) -> tuple[datetime | None, str | None]:
+    if status != statuses.DELIVERED:
+        return None, None
+    delivered = [e for e in events if e.status == statuses.DELIVERED]
+    if not delivered:
+        return None, None
+    last = max(delivered, key=_order_key)
+    return last.time, last.location
+
+
+def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, max_events: int) -> MergeOutcome:
+    """Merge courier updates for one shipment into its state."""
+    incoming: list[TrackingEvent] = []
+    estimated, estimated_as_of = state.estimated_delivery, state.estimated_delivery_as_of
+    for update in updates:
+        incoming.extend(update.events)
+        synthetic = status_only_event(update)
+        if synthetic is not None:
+            incoming.append(synthetic)
+        if update.estimated_delivery is not None:
+            # The newest report wins; ties go to the later date, so order never matters.
+            as_of = max((e.time for e in update.events), default=update.reported_at)
+            candidate = (as_of, update.estimated_delivery)
+            if estimated is None or _later(candidate, (estimated_as_of, estimated)):
+                estimated, estimated_as_of = update.estimated_delivery, as_of
+    events = union_events(state.events, incoming, max_events=max_events)
+    before = {e.fingerprint for e in state.events}
+    added = sum(1 for e in events if e.fingerprint not in before)
+    is_expired = state.status == statuses.EXPIRED
+    status = derive_status(events, is_expired=is_expired)
+    delivered_at, delivery_location = _delivery(events, status)
+    merged = replace(
+        state,
+        status=status,
+        events=events,
+        estimated_delivery=estimated,
+        estimated_delivery_as_of=estimated_as_of,
+        delivered_at=delivered_at,
+        delivery_location=delivery_location,
+        last_event_at=max((e.time for e in events), default=state.last_event_at),
+        has_unmapped_events=any(e.status is None for e in events),
+    )
+    return MergeOutcome(state=merged, previous_status=state.status, events_added=added)
+
+
+def _later(a: tuple[datetime | None, datetime], b: tuple[datetime | None, datetime]) -> bool:
+    a_key = (a[0] is not None, a[0] or a[1], a[1])
+    b_key = (b[0] is not None, b[0] or b[1], b[1])
+    return a_key > b_key

@@ -1,0 +1,145 @@
+"""Merging updates: a set union of events by fingerprint, status derived by time with finals
+sticky, idempotent and independent of order (hypothesis)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+from pipeline import status as S
+from pipeline.canonical import TrackingEvent, TrackingUpdate
+from pipeline.merge import ShipmentState, derive_status, merge_updates, union_events
+
+T0 = datetime(2026, 4, 23, 2, 0, tzinfo=timezone.utc)
+
+
+def event(minutes: int, status: str | None, text: str | None = None, location: str | None = None) -> TrackingEvent:
+    return TrackingEvent(time=T0 + timedelta(minutes=minutes), raw_text=text or f"{status} scan",
+                         status=status, raw_code=None, location=location)
+
+
+def update(*events: TrackingEvent, number: str = "EP1") -> TrackingUpdate:
+    return TrackingUpdate(courier="easyparcel", tracking_number=number, events=tuple(events))
+
+
+def test_late_in_transit_does_not_undo_delivered():
+    # given a delivered shipment
+    state = merge_updates(ShipmentState(), [update(event(0, S.IN_TRANSIT), event(60, S.DELIVERED))],
+                          max_events=50).state
+    # when a stale poll arrives with only an earlier scan, and a later stray transit scan
+    outcome = merge_updates(state, [update(event(30, S.IN_TRANSIT, "hub scan")),
+                                    update(event(90, S.IN_TRANSIT, "stray scan"))], max_events=50)
+    # then it stays delivered
+    assert outcome.state.status == S.DELIVERED
+    assert outcome.state.delivered_at == T0 + timedelta(minutes=60)
+
+
+def test_status_follows_the_newest_event_by_time_not_arrival_order():
+    outcome = merge_updates(ShipmentState(), [update(event(120, S.OUT_FOR_DELIVERY)), update(event(10, S.INFO_RECEIVED))],
+                            max_events=50)
+    assert outcome.state.status == S.OUT_FOR_DELIVERY
+    assert [e.status for e in outcome.state.events] == [S.OUT_FOR_DELIVERY, S.INFO_RECEIVED]
+
+
+def test_unknown_codes_never_become_a_status_but_are_kept_and_flagged():
+    outcome = merge_updates(ShipmentState(), [update(event(0, S.IN_TRANSIT), event(5, None, "Mystery code 42"))],
+                            max_events=50)
+    assert outcome.state.status == S.IN_TRANSIT
+    assert outcome.state.has_unmapped_events
+    assert any(e.raw_text == "Mystery code 42" for e in outcome.state.events)
+
+
+def test_no_known_event_means_pending():
+    assert derive_status([event(0, None)]) == S.PENDING
+    assert derive_status([]) == S.PENDING
+
+
+def test_expired_stays_expired_until_the_courier_reports_a_final_status():
+    expired = ShipmentState(status=S.EXPIRED, events=(event(0, S.IN_TRANSIT),))
+    assert merge_updates(expired, [update(event(10, S.IN_TRANSIT, "late scan"))], max_events=50).state.status == S.EXPIRED
+    assert merge_updates(expired, [update(event(20, S.DELIVERED))], max_events=50).state.status == S.DELIVERED
+
+
+def test_same_update_twice_adds_nothing_the_second_time():
+    first = merge_updates(ShipmentState(), [update(event(0, S.IN_TRANSIT), event(5, S.OUT_FOR_DELIVERY))], max_events=50)
+    second = merge_updates(first.state, [update(event(0, S.IN_TRANSIT), event(5, S.OUT_FOR_DELIVERY))], max_events=50)
+    assert first.events_added == 2 and first.status_changed
+    assert second.events_added == 0 and second.is_noop
+    assert second.state == first.state
+
+
+def test_a_scan_seen_by_webhook_and_by_poll_merges_into_one_event_keeping_the_location():
+    from_webhook = event(0, S.IN_TRANSIT, "Parcel has been collected at Penang", None)
+    from_poll = event(0, S.IN_TRANSIT, "Parcel has been collected at Penang", "Penang")
+    merged = union_events([from_webhook], [from_poll], max_events=50)
+    assert len(merged) == 1 and merged[0].location == "Penang"
+    assert union_events([from_poll], [from_webhook], max_events=50) == merged
+
+
+def test_history_is_capped_at_max_events_keeping_the_newest():
+    many = [event(i, S.IN_TRANSIT, f"scan {i}") for i in range(10)]
+    outcome = merge_updates(ShipmentState(), [update(*many)], max_events=3)
+    assert [e.raw_text for e in outcome.state.events] == ["scan 9", "scan 8", "scan 7"]
+    assert outcome.events_added == 3
+
+
+def test_a_status_only_report_becomes_an_event():
+    report = TrackingUpdate(courier="easyparcel", tracking_number="EP1", reported_status=S.CANCELLED,
+                            reported_at=T0 + timedelta(hours=1))
+    outcome = merge_updates(ShipmentState(events=(event(0, S.INFO_RECEIVED),), status=S.INFO_RECEIVED),
+                            [report], max_events=50)
+    assert outcome.state.status == S.CANCELLED
+    assert outcome.events_added == 1
+
+
+# --- properties ---------------------------------------------------------------------------
+
+STATUS_CHOICES = [None, *S.STATUSES.keys() - {S.EXPIRED}]
+events_strategy = st.builds(
+    lambda minute, status, text, location: TrackingEvent(
+        time=T0 + timedelta(minutes=minute), raw_text=text, status=status, raw_code=None, location=location),
+    st.integers(min_value=0, max_value=600),
+    st.sampled_from(STATUS_CHOICES),
+    st.sampled_from(["collected", "hub scan", "out", "done", "weird"]),
+    st.sampled_from([None, "Penang", "Kuala Lumpur"]),
+)
+updates_strategy = st.lists(st.lists(events_strategy, max_size=6).map(lambda evs: update(*evs)), max_size=5)
+
+
+def merge_all(updates, max_events=8, state=None):
+    state = state or ShipmentState()
+    for item in updates:
+        state = merge_updates(state, [item], max_events=max_events).state
+    return state
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(updates_strategy, st.randoms(use_true_random=False))
+def test_merge_result_does_not_depend_on_order(updates, rng):
+    shuffled = list(updates)
+    rng.shuffle(shuffled)
+    assert merge_all(updates) == merge_all(shuffled)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(updates_strategy)
+def test_merging_again_changes_nothing(updates):
+    once = merge_all(updates)
+    twice = merge_all(updates, state=once)
+    assert twice == once
+    assert all(merge_updates(once, [u], max_events=8).is_noop for u in updates)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(updates_strategy)
+def test_batch_merge_equals_one_by_one(updates):
+    assert merge_updates(ShipmentState(), updates, max_events=8).state == merge_all(updates)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(updates_strategy, updates_strategy)
+def test_a_final_status_is_never_left_for_a_non_final_one(first, later):
+    state = merge_all(first)
+    after = merge_all(later, state=state)
+    if S.is_final(state.status):
+        assert S.is_final(after.status)
