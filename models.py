@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import threading
 import unicodedata
 from datetime import datetime, timedelta, timezone
@@ -87,6 +88,7 @@ class TrackingCache(BaseModel):
 
     id = peewee.AutoField()
     order = ForeignKeyField(Order, column_name="order_id", backref="shipments", on_delete="CASCADE")
+    order_id: str  # peewee's accessor for the foreign key's raw value
     courier_tracking_number = CharField(max_length=64)
     courier_service = CharField(max_length=32)
     # Current status (canonical, see pipeline/status.py).
@@ -152,6 +154,7 @@ class TrackingJob(BaseModel):
     id = BigAutoField()
     tracking_cache = ForeignKeyField(TrackingCache, column_name="tracking_cache_id", null=True,
                                      backref="jobs", on_delete="CASCADE")
+    tracking_cache_id: int | None
     job_type = CharField(max_length=16)  # update | retry | manual | cleanup
     priority = IntegerField(default=100)
     scheduled_for = UTCDateTimeField(default=utcnow)
@@ -205,8 +208,26 @@ class CourierApiCall(BaseModel):
         table_name = "courier_api_calls"
 
 
+class ApiUsageDaily(BaseModel):
+    """One day's courier API usage, summarised by the usage-report sweep."""
+
+    id = peewee.AutoField()
+    day = peewee.DateField()
+    courier = CharField(max_length=32)
+    calls = IntegerField(default=0)
+    successes = IntegerField(default=0)
+    failures = IntegerField(default=0)
+    tracking_numbers = IntegerField(default=0)
+    p50_latency_ms = IntegerField(null=True)
+    p95_latency_ms = IntegerField(null=True)
+    computed_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "api_usage_daily"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
-    Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall,
+    Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily,
 )
 
 
@@ -331,6 +352,47 @@ def lock_shipments(ids: Sequence[int]) -> list[TrackingCache]:
     if is_postgres():
         query = query.for_update()
     return list(query)
+
+
+# Columns persist rewrites for every shipment it touches, with their PostgreSQL types.
+_SHIPMENT_WRITE_COLUMNS = (
+    ("current_status", "varchar"), ("last_status_update", "timestamp"), ("tracking_events", "jsonb"),
+    ("estimated_delivery", "timestamp"), ("actual_delivery", "timestamp"), ("delivery_location", "varchar"),
+    ("last_api_update", "timestamp"), ("next_update_due", "timestamp"), ("update_frequency_minutes", "integer"),
+    ("consecutive_failures", "integer"), ("is_delivered", "boolean"), ("is_failed", "boolean"),
+    ("requires_attention", "boolean"), ("last_api_response", "jsonb"), ("api_response_hash", "varchar"),
+    ("updated_at", "timestamp"), ("claimed_until", "timestamp"), ("last_event_at", "timestamp"),
+    ("has_unmapped_events", "boolean"), ("attention_reason", "text"),
+)
+
+
+def _plain_db_value(field: peewee.Field, value: object) -> object:
+    """A field's value as a plain parameter (JSON as text, which both databases cast)."""
+    if isinstance(field, JSONField):
+        return None if value is None else json.dumps(value)
+    return field.db_value(value)
+
+
+def bulk_update_shipments(rows: Sequence[TrackingCache]) -> None:
+    """Write the persist columns of many shipment rows in one statement (PostgreSQL:
+    UPDATE ... FROM (VALUES ...)) or one prepared statement run for each row (SQLite)."""
+    if not rows:
+        return
+    fields = [TrackingCache._meta.columns[name] for name, _ in _SHIPMENT_WRITE_COLUMNS]
+    params = [[row.id] + [_plain_db_value(field, getattr(row, field.name)) for field in fields] for row in rows]
+    if is_postgres():
+        placeholders = "(%s::integer, " + ", ".join(f"%s::{kind}" for _, kind in _SHIPMENT_WRITE_COLUMNS) + ")"
+        assignments = ", ".join(f"{name} = v.{name}" for name, _ in _SHIPMENT_WRITE_COLUMNS)
+        names = ", ".join(name for name, _ in _SHIPMENT_WRITE_COLUMNS)
+        for start in range(0, len(params), 500):
+            chunk = params[start:start + 500]
+            sql = (f"UPDATE tracking_cache AS t SET {assignments} FROM (VALUES "
+                   + ", ".join([placeholders] * len(chunk)) + f") AS v(id, {names}) WHERE t.id = v.id")
+            database.execute_sql(sql, [value for row in chunk for value in row])
+        return
+    assignments = ", ".join(f"{name} = ?" for name, _ in _SHIPMENT_WRITE_COLUMNS)
+    cursor = database.cursor()
+    cursor.executemany(f"UPDATE tracking_cache SET {assignments} WHERE id = ?", [p[1:] + p[:1] for p in params])
 
 
 def count_rows(model: type[BaseModel]) -> int:

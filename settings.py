@@ -289,6 +289,12 @@ class Settings:
                                    "Random spread added to each interval, in percent.")
     expire_after_days: int = _setting("TRACKING_EXPIRE_AFTER_DAYS", _positive_int, "30",
                                       "Days without a new event after which a shipment is expired.")
+    poll_sweep_cron: str = _setting("TRACKING_POLL_SWEEP_CRON", _cron, "* * * * *",
+                                    "When the polling sweep claims due shipments (cron; Sunday is 7).")
+    maintenance_cron: str = _setting("TRACKING_MAINTENANCE_CRON", _cron, "*/5 * * * *",
+                                     "When the maintenance sweep re-enqueues lost work and expires stale shipments.")
+    usage_report_cron: str = _setting("TRACKING_USAGE_REPORT_CRON", _cron, "5 0 * * *",
+                                      "When the daily API usage summary is stored (UTC).")
     # Job processing.
     job_batch_size: int = _setting("TRACKING_JOB_BATCH_SIZE", _positive_int, "10",
                                    "Tracking numbers per courier call (capped by the courier's limit).")
@@ -370,6 +376,16 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def cleanup_cron(self) -> str:
+        """TRACKING_CLEANUP_INTERVAL as a cron spec: every N minutes below an hour, else every N
+        hours (rounded), at most daily."""
+        minutes = max(1, round(self.cleanup_interval / 60))
+        if minutes < 60:
+            return f"*/{minutes} * * * *"
+        hours = round(minutes / 60)
+        return "0 0 * * *" if hours >= 24 else f"0 */{hours} * * *"
 
     @property
     def api_timeout_seconds(self) -> float:

@@ -4,11 +4,14 @@ sticky. Pure: the same updates merged in any order, any number of times, give th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
 from pipeline import status as statuses
 from pipeline.canonical import TrackingEvent, TrackingUpdate
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,26 @@ def decisive_events(events: Sequence[TrackingEvent]) -> list[TrackingEvent]:
     if known:
         chosen.append(max(known, key=_order_key))
     return chosen
+
+
+def combine_updates(updates: Sequence[TrackingUpdate]) -> TrackingUpdate:
+    """Several updates for one tracking number (e.g. a batch of webhooks) as one: the union of
+    their events, the latest reported status and the newest estimate."""
+    first = updates[0]
+    if len(updates) == 1:
+        return first
+    events = union_events(*(u.events for u in updates))
+    reported = [u for u in updates if u.reported_status is not None and u.reported_at is not None]
+    latest_report = max(reported, key=lambda u: (u.reported_at, u.reported_status)) if reported else None
+    estimates = [u for u in updates if u.estimated_delivery is not None]
+    newest_estimate = max(estimates, key=lambda u: (max((e.time for e in u.events), default=u.reported_at or _EPOCH),
+                                                     u.estimated_delivery)) if estimates else None
+    return TrackingUpdate(
+        courier=first.courier, tracking_number=first.tracking_number, events=tuple(reversed(events)),
+        estimated_delivery=newest_estimate.estimated_delivery if newest_estimate else None,
+        reported_status=latest_report.reported_status if latest_report else None,
+        reported_at=latest_report.reported_at if latest_report else None,
+    )
 
 
 def status_only_event(update: TrackingUpdate) -> TrackingEvent | None:

@@ -1,0 +1,315 @@
+"""The pipeline's Dramatiq actors: the stages fetch -> parse -> diff -> persist, declared once
+per lane (so each lane has its own queue and priority), and the periodic sweeps. Each actor is a
+thin shell: it loads by id, calls the pure core or `store`, writes, and returns a small JSON-safe
+result for the next stage; returning None ends its pipeline."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import dramatiq
+from periodiq import cron
+
+import pipeline.broker as broker_module  # noqa: F401  (a broker must exist before actors)
+import settings
+from pipeline import lanes, notifications, read_cache, runtime, store
+from pipeline import metrics
+from pipeline.canonical import BulkResult, iso_utc
+from pipeline.couriers.base import (
+    CourierError,
+    CourierPayloadError,
+    CourierRateLimited,
+    CourierUnavailable,
+    HttpResponse,
+)
+from pipeline.lanes import Lane
+
+logger = logging.getLogger(__name__)
+
+# How long a manual fetch waits for a courier slot before going back to the queue (seconds).
+MANUAL_SLOT_WAIT = 20.0
+
+
+def _declare(stage: str, fn: Callable[..., Any], lane_list: tuple[Lane, ...], **options: Any) -> dict[str, dramatiq.Actor]:
+    """One actor per lane for a stage: `<stage>_<lane>` on the lane's queue, at its priority."""
+    declared = {}
+    for lane in lane_list:
+        actor = dramatiq.actor(actor_name=f"{stage}_{lane.name}", queue_name=lane.queue_name,
+                               priority=lane.priority, **options)(fn)
+        declared[lane.name] = broker_module.register(actor)
+    return declared
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+def fetch_stage(courier: str, tracking_numbers: list[str], context: dict[str, Any]) -> dict[str, Any] | None:
+    """One bulk courier call for a batch; passes the raw response on, or handles the failure."""
+    rt = runtime.current()
+    ctx = store.PollContext.from_dict(context)
+    lane = lanes.LANES[ctx.lane]
+    cooling = rt.cooldown_remaining(courier)
+    if cooling > 0:
+        logger.info("courier %s cooling down after 429; batch of %d waits %.0fs", courier, len(tracking_numbers), cooling)
+        enqueue_poll(lane, courier, tracking_numbers, ctx, delay_seconds=cooling)
+        return None
+    limiter = rt.concurrency_limiter(courier)
+    deadline = time.monotonic() + (MANUAL_SLOT_WAIT if lane is lanes.MANUAL else 0)
+    while True:
+        with limiter.acquire(raise_on_failure=False) as acquired:
+            if acquired:
+                return _fetch_with_slot(rt, lane, courier, tracking_numbers, ctx)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    # No courier slot free: back to the queue without using a retry (a miss is not a failure).
+    enqueue_poll(lane, courier, tracking_numbers, ctx, delay_seconds=1 + rt_jitter())
+    return None
+
+
+def rt_jitter() -> float:
+    import random
+
+    return random.random() * 2
+
+
+def _fetch_with_slot(rt: runtime.Runtime, lane: Lane, courier: str, numbers: list[str],
+                     ctx: store.PollContext) -> dict[str, Any] | None:
+    now = rt.now()
+    budget = rt.budget()
+    is_manual = lane is lanes.MANUAL
+    if not budget.try_spend(now.date(), is_manual=is_manual):
+        share = "the whole daily budget" if is_manual else "the scheduled share of the daily budget"
+        store.defer_for_budget(courier, numbers, ctx, reason=f"courier API budget: {share} is spent for today",
+                               now=now, policy=rt.policy)
+        logger.warning("budget spent: deferred %d %s shipments of courier %s", len(numbers), ctx.trigger, courier)
+        return None
+    store.mark_jobs_running(ctx.job_ids, now)
+    outcome = rt.client(courier).fetch_tracking(numbers)
+    extra_calls = sum(1 for call in outcome.calls if call.kind == "tracking") - 1
+    for _ in range(max(0, extra_calls)):  # a 401 retry is a second call against the budget
+        budget.try_spend(now.date(), is_manual=True)
+    store.record_calls(courier, outcome.calls, trigger=ctx.trigger, now=rt.now())
+    tracking_calls = [call for call in outcome.calls if call.kind == "tracking"]
+    latency = tracking_calls[-1].latency_ms if tracking_calls else None
+    if outcome.error is not None or outcome.response is None:
+        error = outcome.error or CourierUnavailable("no response from the courier")
+        handle_courier_error(rt, courier, numbers, ctx, error)
+        return None
+    response = outcome.response
+    ctx = store.PollContext(**{**ctx.__dict__, "http_status": response.status, "latency_ms": latency})
+    return {
+        "courier": courier,
+        "requested": numbers,
+        "status": response.status,
+        "headers": dict(response.headers),
+        "body": response.body.decode("utf-8", errors="replace"),
+        "context": ctx.to_dict(),
+    }
+
+
+def handle_courier_error(rt: runtime.Runtime, courier: str, numbers: list[str], ctx: store.PollContext,
+                         error: CourierError) -> None:
+    """Retry a retryable failure after the configured delay (or the courier's Retry-After); after
+    the last retry, or for errors that waiting cannot fix, record the failure on every shipment."""
+    now = rt.now()
+    delays = rt.config.retry_delays
+    is_retryable = isinstance(error, (CourierUnavailable, CourierRateLimited))
+    if isinstance(error, CourierRateLimited):
+        rt.start_cooldown(courier, error.retry_after or delays[0])
+    if is_retryable and ctx.attempt < len(delays):
+        delay = float(delays[ctx.attempt])
+        if isinstance(error, CourierRateLimited) and error.retry_after:
+            delay = max(delay, error.retry_after) if ctx.attempt else error.retry_after
+        retry_ctx = store.PollContext(**{**ctx.__dict__, "lane": lanes.RETRY.name, "trigger": "retry",
+                                         "attempt": ctx.attempt + 1})
+        retry_at = now + _seconds(delay)
+        store.schedule_retry(ctx.job_ids, store.shipment_ids_for(courier, numbers), retry_at=retry_at,
+                             error=f"{type(error).__name__}: {error}", lease=rt.lease(), now=now)
+        enqueue_poll(lanes.RETRY, courier, numbers, retry_ctx, delay_seconds=delay)
+        logger.info("courier %s %s; retry %d of %d for %d shipments in %.0fs", courier, error, ctx.attempt + 1,
+                    len(delays), len(numbers), delay)
+        return
+    message = f"{type(error).__name__}: {error}"
+    if is_retryable:
+        message += f" (after {len(delays)} retries)"
+    store.record_batch_failure(courier, numbers, ctx, message, now=now, policy=rt.policy,
+                               max_events=rt.config.max_events)
+    logger.warning("courier %s batch of %d failed for good: %s", courier, len(numbers), message)
+
+
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+# --- parse ---------------------------------------------------------------------------------------
+
+def parse_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Courier format -> canonical updates, for a fetched bulk response or for inbox rows."""
+    if "inbox_ids" in payload:
+        return _parse_inbox(payload)
+    rt = runtime.current()
+    ctx = store.PollContext.from_dict(payload["context"])
+    courier = payload["courier"]
+    adapter = rt.client(courier).courier
+    response = HttpResponse(status=payload["status"], headers=payload.get("headers") or {},
+                            body=payload["body"].encode("utf-8"))
+    try:
+        result = adapter.parse_tracking_response(response, payload["requested"])
+    except CourierPayloadError as error:
+        # A response we cannot read will not read better later: a permanent failure, on the ledger.
+        store.record_batch_failure(courier, payload["requested"], ctx, f"unreadable courier response: {error}",
+                                   now=rt.now(), policy=rt.policy, max_events=rt.config.max_events)
+        logger.error("courier %s response unreadable: %s", courier, error)
+        return None
+    except CourierError as error:  # e.g. the legacy API's errors inside an HTTP 200
+        handle_courier_error(rt, courier, list(payload["requested"]), ctx, error)
+        return None
+    return {"courier": courier, "result": result.to_dict(), "context": ctx.to_dict(), "inbox_ids": []}
+
+
+def _parse_inbox(payload: dict[str, Any]) -> dict[str, Any] | None:
+    rt = runtime.current()
+    courier = payload["courier"]
+    adapter = rt.client(courier).courier
+    updates = []
+    parsed_ids = []
+    for row in store.load_inbox(payload["inbox_ids"]):
+        try:
+            message = adapter.parse_webhook(row.raw_body)
+        except CourierPayloadError as error:
+            store.mark_inbox([row.id], "failed", rt.now(), error=f"unreadable webhook: {error}")
+            logger.warning("inbox %s (%s) unreadable: %s", row.id, courier, error)
+            continue
+        updates.extend(message.updates)
+        parsed_ids.append(row.id)
+    if not parsed_ids:
+        return None
+    ctx = store.PollContext(lane=lanes.WEBHOOK.name, trigger="webhook", triggered_by="webhook",
+                            started_at=iso_utc(rt.now()))
+    return {"courier": courier, "result": BulkResult(updates=tuple(updates)).to_dict(), "context": ctx.to_dict(),
+            "inbox_ids": parsed_ids}
+
+
+# --- diff ----------------------------------------------------------------------------------------
+
+def diff_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Drop what is already stored; what is left goes to persist."""
+    courier = payload["courier"]
+    result = BulkResult.from_dict(payload["result"])
+    ctx = store.PollContext.from_dict(payload["context"])
+    stored = store.load_shipments(courier, [u.tracking_number for u in result.updates]
+                                  + [f.tracking_number for f in result.failures])
+    items = store.changes_against(stored, result, is_poll=ctx.is_poll)
+    if not items and not payload["inbox_ids"] and not ctx.job_ids:
+        return None
+    return {"courier": courier, "items": [item.to_dict() for item in items], "context": ctx.to_dict(),
+            "inbox_ids": payload["inbox_ids"]}
+
+
+# --- persist -------------------------------------------------------------------------------------
+
+def persist_stage(payload: dict[str, Any]) -> dict[str, Any]:
+    """Merge under row locks in one transaction; after commit, invalidate the read cache and
+    publish status changes."""
+    rt = runtime.current()
+    courier = payload["courier"]
+    ctx = store.PollContext.from_dict(payload["context"])
+    items = [store.ItemChange.from_dict(item) for item in payload["items"]]
+    report = store.persist_changes(courier, items, ctx, now=rt.now(), policy=rt.policy,
+                                   max_events=rt.config.max_events, inbox_ids=payload["inbox_ids"])
+    read_cache.invalidate(rt.coordination, report.order_ids)
+    notifications.publish_status_changes(rt.coordination, report.status_changes)
+    metrics.UPDATES_PERSISTED.labels(ctx.trigger).inc(report.shipments_written)
+    for change in report.status_changes:
+        metrics.STATUS_CHANGES.labels(change["status"]).inc()
+    for code in report.unmapped_codes:
+        metrics.UNMAPPED_CODES.labels(courier, code[:64]).inc()
+    return {"written": report.shipments_written, "events_added": report.events_added,
+            "status_changes": len(report.status_changes)}
+
+
+# Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
+# failures never reach it: the stages handle them with the ledger's retry plan above.
+_STAGE_OPTIONS = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 120_000, "time_limit": 10 * 60_000}
+
+fetch = _declare("fetch", fetch_stage, lanes.POLL_LANES, **_STAGE_OPTIONS)
+parse = _declare("parse", parse_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)
+diff = _declare("diff", diff_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)
+persist = _declare("persist", persist_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)
+
+
+def enqueue_poll(lane: Lane, courier: str, numbers: list[str], ctx: store.PollContext, *,
+                 delay_seconds: float = 0) -> None:
+    """Send one fetch -> parse -> diff -> persist pipeline on a lane."""
+    if ctx.started_at is None:
+        ctx = store.PollContext(**{**ctx.__dict__, "started_at": iso_utc(runtime.current().now())})
+    dramatiq.pipeline([
+        fetch[lane.name].message(courier, list(numbers), ctx.to_dict()),
+        parse[lane.name].message(),
+        diff[lane.name].message(),
+        persist[lane.name].message(),
+    ]).run(delay=int(delay_seconds * 1000) if delay_seconds > 0 else None)
+
+
+def enqueue_inbox(courier: str, inbox_ids: list[int], *, delay_seconds: float = 0) -> None:
+    """Send stored webhooks through parse -> diff -> persist on the webhook lane."""
+    name = lanes.WEBHOOK.name
+    dramatiq.pipeline([
+        parse[name].message({"courier": courier, "inbox_ids": list(inbox_ids)}),
+        diff[name].message(),
+        persist[name].message(),
+    ]).run(delay=int(delay_seconds * 1000) if delay_seconds > 0 else None)
+
+
+# --- sweeps (periodiq) ---------------------------------------------------------------------------
+
+def _sweep_options() -> dict[str, Any]:
+    return {"queue_name": lanes.CLEANUP.queue_name, "max_retries": 0, "time_limit": 30 * 60_000}
+
+
+def poll_sweep() -> None:
+    """Claim what is due and enqueue its polls."""
+    import pipeline.service as service
+
+    service.run_poll_sweep()
+
+
+def maintenance_sweep() -> None:
+    """Re-enqueue unprocessed inbox rows, release abandoned claims and jobs, expire stale shipments."""
+    import pipeline.service as service
+
+    service.run_maintenance()
+
+
+def cleanup_sweep() -> None:
+    """Deactivate finished shipments and delete old logs, ledger and inbox rows."""
+    import pipeline.service as service
+
+    service.run_cleanup()
+
+
+def usage_report() -> None:
+    """Store the daily API usage summary for yesterday and today."""
+    import pipeline.service as service
+
+    service.store_usage_summaries()
+
+
+_config = settings.get()
+sweep_poll = broker_module.register(dramatiq.actor(
+    actor_name="sweep_poll", priority=lanes.SCHEDULED.priority,
+    periodic=cron(_config.poll_sweep_cron), **_sweep_options())(poll_sweep))
+sweep_maintenance = broker_module.register(dramatiq.actor(
+    actor_name="sweep_maintenance", priority=lanes.CLEANUP.priority,
+    periodic=cron(_config.maintenance_cron), **_sweep_options())(maintenance_sweep))
+sweep_cleanup = broker_module.register(dramatiq.actor(
+    actor_name="sweep_cleanup", priority=lanes.CLEANUP.priority,
+    periodic=cron(_config.cleanup_cron), **_sweep_options())(cleanup_sweep))
+sweep_usage = broker_module.register(dramatiq.actor(
+    actor_name="sweep_usage_report", priority=lanes.CLEANUP.priority,
+    periodic=cron(_config.usage_report_cron), **_sweep_options())(usage_report))
+
+PERIODIC_ACTORS = (sweep_poll, sweep_maintenance, sweep_cleanup, sweep_usage)

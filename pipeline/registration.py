@@ -1,0 +1,62 @@
+"""Validating a shipment registration (order id, customer email, tracking number, courier):
+pure, shared by the admin API and the CSV import, so both reject the same input the same way."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Collection, Mapping
+
+ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,127}$")
+TRACKING_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{3,63}$")
+CUSTOMER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# Deliberately loose: one @, something on each side, a dot in the domain, no spaces.
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class ShipmentRegistration:
+    order_id: str
+    customer_email: str
+    tracking_number: str
+    courier: str
+    customer_id: str | None = None
+
+
+def validate_registration(data: Mapping[str, Any], couriers: Collection[str]) -> tuple[ShipmentRegistration | None, dict[str, str]]:
+    """A clean registration, or per-field errors naming what is wrong."""
+    errors: dict[str, str] = {}
+
+    def text(name: str, *, required: bool = True) -> str | None:
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                errors[name] = "is required"
+            return None
+        if not isinstance(value, str):
+            errors[name] = "must be a string"
+            return None
+        return value.strip()
+
+    order_id = text("order_id")
+    if order_id is not None and not ORDER_ID_PATTERN.match(order_id):
+        errors["order_id"] = "must be 1-128 characters: letters, digits and . _ : # / -"
+    email = text("customer_email")
+    if email is not None and (len(email) > 254 or not EMAIL_PATTERN.match(email)):
+        errors["customer_email"] = "must be an email address"
+    number = text("tracking_number")
+    if number is not None:
+        number = number.replace(" ", "").upper()
+        if not TRACKING_NUMBER_PATTERN.match(number):
+            errors["tracking_number"] = "must be 4-64 characters: letters, digits and -"
+    courier = text("courier", required=False) or "easyparcel"
+    courier = courier.lower()
+    if courier not in couriers:
+        errors["courier"] = f"must be one of: {', '.join(sorted(couriers))}"
+    customer_id = text("customer_id", required=False)
+    if customer_id is not None and not CUSTOMER_ID_PATTERN.match(customer_id):
+        errors["customer_id"] = "must be 1-128 characters: letters, digits and . _ : @ -"
+    if errors:
+        return None, errors
+    assert order_id and email and number
+    return ShipmentRegistration(order_id=order_id, customer_email=email, tracking_number=number,
+                                courier=courier, customer_id=customer_id), {}

@@ -1,0 +1,379 @@
+"""What the web app and the command line ask of the pipeline: register shipments, request
+refreshes, hand over stored webhooks, run the sweeps, and report on queues and usage. Each
+function is a short sequence of store calls and enqueues; the decisions live in the pure core."""
+from __future__ import annotations
+
+import logging
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+import peewee
+
+import models
+from models import ApiUsageDaily, CourierApiCall, Order, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
+from pipeline import lanes, notifications, read_cache, runtime, schedule, store
+from pipeline import status as statuses
+from pipeline.lanes import Lane
+from pipeline.registration import ShipmentRegistration
+
+logger = logging.getLogger(__name__)
+
+CREATED, UNCHANGED, CONFLICT = "created", "unchanged", "conflict"
+# Inbox rows older than this and still pending are taken to be lost by the broker.
+INBOX_GRACE = timedelta(seconds=60)
+INBOX_MAX_ATTEMPTS = 5
+# Claims, shipments and inbox rows handled per query in the sweeps.
+SWEEP_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    outcome: str  # created | unchanged | conflict
+    shipment_id: int | None = None
+    detail: str | None = None
+
+
+def enabled_couriers() -> list[str]:
+    """Couriers a shipment may be registered with."""
+    from pipeline.couriers import courier_names
+
+    return [name for name in courier_names() if name != "fake" or runtime.current().client_factory is not None]
+
+
+# --- registration --------------------------------------------------------------------------------
+
+def register_shipment(registration: ShipmentRegistration, *, now: datetime | None = None,
+                      first_poll_at: datetime | None = None) -> RegistrationResult:
+    """Register an order's shipment idempotently; its first poll is due at once (or when given)."""
+    rt = runtime.current()
+    now = now or rt.now()
+    email_hash = models.hash_email(registration.customer_email, rt.config.email_hash_key.reveal())
+    with models.write_transaction():
+        order = Order.get_or_none(Order.id == registration.order_id)
+        if order is None:
+            order = Order.create(id=registration.order_id, customer_id=registration.customer_id,
+                                 customer_email_hash=email_hash, created_at=now)
+        else:
+            if order.customer_email_hash != email_hash:
+                return RegistrationResult(CONFLICT, detail=f"order {registration.order_id} is registered with a "
+                                                           "different customer email")
+            if registration.customer_id and order.customer_id and order.customer_id != registration.customer_id:
+                return RegistrationResult(CONFLICT, detail=f"order {registration.order_id} belongs to another customer")
+            if registration.customer_id and not order.customer_id:
+                order.customer_id = registration.customer_id
+                order.save(only=[Order.customer_id])
+        existing = TrackingCache.get_or_none((TrackingCache.order == order.id)
+                                             & (TrackingCache.courier_tracking_number == registration.tracking_number))
+        if existing is not None:
+            if existing.courier_service != registration.courier:
+                return RegistrationResult(CONFLICT, existing.id, detail=(
+                    f"tracking number {registration.tracking_number} is registered for this order with courier "
+                    f"{existing.courier_service}"))
+            return RegistrationResult(UNCHANGED, existing.id)
+        shipment = TrackingCache.create(
+            order=order.id, courier_tracking_number=registration.tracking_number,
+            courier_service=registration.courier, current_status=statuses.PENDING, last_status_update=now,
+            last_api_update=now, next_update_due=first_poll_at or now,
+            update_frequency_minutes=rt.config.pre_shipment_freq, created_at=now, updated_at=now,
+        )
+    read_cache.invalidate(rt.coordination, [order.id])
+    return RegistrationResult(CREATED, shipment.id)
+
+
+# --- refreshes -----------------------------------------------------------------------------------
+
+def request_refresh(shipment_ids: Sequence[int], *, lane: Lane = lanes.MANUAL, triggered_by: str = "system",
+                    batch_id: str | None = None) -> list[int]:
+    """Poll these shipments now on a lane; returns the ledger job ids."""
+    rt = runtime.current()
+    now = rt.now()
+    rows = list(TrackingCache.select(TrackingCache.id, TrackingCache.courier_service,
+                                     TrackingCache.courier_tracking_number)
+                .where(TrackingCache.id.in_(list(shipment_ids))).order_by(TrackingCache.id))
+    if not rows:
+        return []
+    TrackingCache.update(claimed_until=now + rt.lease()).where(TrackingCache.id.in_([r.id for r in rows])).execute()
+    return _enqueue_rows([(r.id, r.courier_service, r.courier_tracking_number) for r in rows], lane=lane,
+                         triggered_by=triggered_by, batch_id=batch_id, now=now)
+
+
+def refresh_order(order_id: str, *, triggered_by: str) -> list[int] | None:
+    """Manual refresh of every shipment of an order; None if the order is unknown."""
+    if Order.get_or_none(Order.id == order_id) is None:
+        return None
+    ids = [row.id for row in TrackingCache.select(TrackingCache.id).where(TrackingCache.order == order_id)]
+    return request_refresh(ids, lane=lanes.MANUAL, triggered_by=triggered_by)
+
+
+@dataclass(frozen=True)
+class BulkRefresh:
+    batch_id: str
+    count: int
+    skipped_over_budget: int
+
+
+def bulk_refresh(*, order_ids: Sequence[str] | None = None, status: str | None = None, all_active: bool = False,
+                 triggered_by: str) -> BulkRefresh:
+    """Refresh many shipments behind manual refreshes and within the scheduled share of today's
+    budget (the reserve for single manual refreshes is never used); what does not fit is skipped
+    and reported."""
+    rt = runtime.current()
+    query = TrackingCache.select(TrackingCache.id).where(TrackingCache.is_active == True)  # noqa: E712
+    if order_ids is not None:
+        query = query.where(TrackingCache.order.in_(list(order_ids)))
+    if status is not None:
+        query = query.where(TrackingCache.current_status == status)
+    if order_ids is None and status is None and not all_active:
+        raise ValueError("say which shipments: order ids, a status, or all active")
+    if status is None:
+        query = query.where(TrackingCache.current_status.not_in(sorted(statuses.FINAL_STATUSES)))
+    ids = [row.id for row in query.order_by(TrackingCache.next_update_due)]
+    calls_left = rt.budget().remaining(rt.today(), is_manual=False)
+    fits = calls_left * rt.config.job_batch_size
+    batch_id = uuid.uuid4().hex
+    chosen = ids[:fits]
+    request_refresh(chosen, lane=lanes.BULK, triggered_by=triggered_by, batch_id=batch_id)
+    return BulkRefresh(batch_id=batch_id, count=len(chosen), skipped_over_budget=len(ids) - len(chosen))
+
+
+def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered_by: str, batch_id: str | None,
+                  now: datetime) -> list[int]:
+    """Ledger rows and one fetch pipeline per batch of distinct tracking numbers per courier."""
+    from pipeline import actors
+
+    rt = runtime.current()
+    job_ids: list[int] = []
+    by_courier: dict[str, dict[str, list[int]]] = {}
+    for shipment_id, courier, number in rows:
+        by_courier.setdefault(courier, {}).setdefault(number, []).append(shipment_id)
+    for courier, numbers in by_courier.items():
+        size = max(1, min(rt.config.job_batch_size, rt.client(courier).courier.batch_limit))
+        ordered = list(numbers)
+        for start in range(0, len(ordered), size):
+            chunk = ordered[start:start + size]
+            shipment_ids = [sid for number in chunk for sid in numbers[number]]
+            ids = store.create_jobs(shipment_ids, job_type=lane.job_type or "update", priority=lane.priority,
+                                    now=now, batch_id=batch_id)
+            job_ids.extend(ids)
+            trigger = "manual" if lane in (lanes.MANUAL, lanes.BULK) else "scheduled"
+            ctx = store.PollContext(lane=lane.name, trigger=trigger, triggered_by=triggered_by,
+                                    job_ids=tuple(ids), started_at=store.iso(now))
+            actors.enqueue_poll(lane, courier, chunk, ctx)
+    return job_ids
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+def enqueue_inbox(courier: str, inbox_ids: Sequence[int]) -> None:
+    """Hand stored webhooks to the pipeline (in batches of up to 100 rows)."""
+    from pipeline import actors
+
+    ids = list(inbox_ids)
+    for start in range(0, len(ids), 100):
+        actors.enqueue_inbox(courier, ids[start:start + 100])
+
+
+# --- sweeps --------------------------------------------------------------------------------------
+
+def run_poll_sweep(*, now: datetime | None = None) -> int:
+    """Claim due shipments (within today's scheduled budget) and enqueue their polls; returns how
+    many shipments were enqueued."""
+    rt = runtime.current()
+    now = now or rt.now()
+    calls_left = rt.budget().remaining(now.date(), is_manual=False)
+    limit = calls_left * rt.config.job_batch_size
+    total = 0
+    while total < limit:
+        claimed = models.claim_due_shipments(now, limit=min(SWEEP_CHUNK, limit - total), lease=rt.lease())
+        if not claimed:
+            break
+        total += len(claimed)
+        _enqueue_rows(claimed, lane=lanes.SCHEDULED, triggered_by="system", batch_id=None, now=now)
+    if total:
+        logger.info("poll sweep enqueued %d due shipments", total)
+    return total
+
+
+def run_maintenance(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue webhooks the broker lost, fail ledger rows nobody will finish, release expired
+    claims, and expire shipments with no new event for too long."""
+    rt = runtime.current()
+    now = now or rt.now()
+    report = {"inbox_requeued": 0, "inbox_given_up": 0, "jobs_lost": 0, "claims_released": 0, "expired": 0}
+    stale = list(WebhookInbox.select(WebhookInbox.id, WebhookInbox.courier, WebhookInbox.attempts)
+                 .where((WebhookInbox.status == models.INBOX_PENDING) & (WebhookInbox.received_at < now - INBOX_GRACE))
+                 .order_by(WebhookInbox.id).limit(SWEEP_CHUNK))
+    give_up = [row.id for row in stale if row.attempts >= INBOX_MAX_ATTEMPTS]
+    if give_up:
+        store.mark_inbox(give_up, models.INBOX_FAILED, now, error=f"not processed after {INBOX_MAX_ATTEMPTS} attempts")
+        report["inbox_given_up"] = len(give_up)
+    retry = [row for row in stale if row.attempts < INBOX_MAX_ATTEMPTS]
+    if retry:
+        WebhookInbox.update(attempts=WebhookInbox.attempts + 1).where(
+            WebhookInbox.id.in_([row.id for row in retry])).execute()
+        by_courier: dict[str, list[int]] = {}
+        for row in retry:
+            by_courier.setdefault(row.courier, []).append(row.id)
+        for courier, ids in by_courier.items():
+            enqueue_inbox(courier, ids)
+        report["inbox_requeued"] = len(retry)
+    lost_before = now - 2 * rt.lease() - timedelta(seconds=sum(rt.config.retry_delays))
+    report["jobs_lost"] = TrackingJob.update(
+        status=models.JOB_FAILED, updated_at=now, completed_at=now,
+        last_error="lost: no worker finished this job (worker stopped or broker lost the message); "
+                   "the shipment is polled again once its claim expires",
+    ).where((TrackingJob.status.in_([models.JOB_PENDING, models.JOB_RUNNING]))
+            & (TrackingJob.updated_at < lost_before) & (TrackingJob.scheduled_for < lost_before)).execute()
+    report["claims_released"] = TrackingCache.update(claimed_until=None).where(
+        TrackingCache.claimed_until < now).execute()
+    report["expired"] = expire_stale_shipments(now=now)
+    return report
+
+
+def expire_stale_shipments(*, now: datetime) -> int:
+    """Shipments with no new event for `TRACKING_EXPIRE_AFTER_DAYS` become expired (and stop polling)."""
+    rt = runtime.current()
+    cutoff = now - timedelta(days=rt.config.expire_after_days)
+    reference = peewee.fn.COALESCE(TrackingCache.last_event_at, TrackingCache.created_at)
+    rows = list(TrackingCache.select(TrackingCache.id, TrackingCache.order, TrackingCache.courier_tracking_number,
+                                     TrackingCache.current_status)
+                .where((TrackingCache.is_active == True)  # noqa: E712
+                       & (TrackingCache.current_status.not_in(sorted(statuses.FINAL_STATUSES)))
+                       & (reference < cutoff))
+                .limit(SWEEP_CHUNK))
+    if not rows:
+        return 0
+    ids = [row.id for row in rows]
+    with models.database.atomic():
+        TrackingCache.update(current_status=statuses.EXPIRED, last_status_update=now, next_update_due=models.NEVER,
+                             update_frequency_minutes=0, requires_attention=True,
+                             attention_reason=f"no new event for {rt.config.expire_after_days} days",
+                             claimed_until=None, updated_at=now).where(TrackingCache.id.in_(ids)).execute()
+        TrackingUpdateLog.insert_many([
+            {"tracking_cache": row.id, "update_type": "expiry", "triggered_by": "system", "api_call_success": True,
+             "status_changed": True, "previous_status": row.current_status, "new_status": statuses.EXPIRED,
+             "events_added": 0, "started_at": now, "completed_at": now}
+            for row in rows
+        ]).execute()
+    read_cache.invalidate(rt.coordination, sorted({row.order_id for row in rows}))
+    notifications.publish_status_changes(rt.coordination, [
+        {"order_id": row.order_id, "tracking_number": row.courier_tracking_number, "previous": row.current_status,
+         "status": statuses.EXPIRED} for row in rows])
+    return len(rows)
+
+
+def run_cleanup(*, now: datetime | None = None) -> dict[str, int]:
+    """Deactivate finished shipments after the retention period and delete old logs, ledger rows,
+    processed inbox rows and per-call records (daily summaries keep the usage history)."""
+    rt = runtime.current()
+    now = now or rt.now()
+    cutoff = now - timedelta(days=rt.config.retention_days)
+    calls_cutoff = now - timedelta(days=max(rt.config.retention_days, 35))
+    report = {
+        "deactivated": TrackingCache.update(is_active=False, updated_at=now).where(
+            (TrackingCache.is_active == True)  # noqa: E712
+            & TrackingCache.current_status.in_(sorted(statuses.FINAL_STATUSES))
+            & (TrackingCache.last_status_update < cutoff)).execute(),
+        "logs_deleted": TrackingUpdateLog.delete().where(TrackingUpdateLog.started_at < cutoff).execute(),
+        "jobs_deleted": TrackingJob.delete().where(
+            TrackingJob.status.in_([models.JOB_COMPLETED, models.JOB_FAILED]) & (TrackingJob.updated_at < cutoff)
+        ).execute(),
+        "inbox_deleted": WebhookInbox.delete().where(
+            (WebhookInbox.status != models.INBOX_PENDING) & (WebhookInbox.received_at < cutoff)).execute(),
+        "calls_deleted": CourierApiCall.delete().where(CourierApiCall.called_at < calls_cutoff).execute(),
+    }
+    logger.info("cleanup: %s", report)
+    return report
+
+
+def store_usage_summaries(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Compute and store the API usage summary of yesterday and today (UTC)."""
+    rt = runtime.current()
+    now = now or rt.now()
+    stored = []
+    for day in (now.date() - timedelta(days=1), now.date()):
+        for summary in usage_for_day(day):
+            ApiUsageDaily.insert(**summary, computed_at=now).on_conflict(
+                conflict_target=[ApiUsageDaily.day, ApiUsageDaily.courier],
+                update={k: v for k, v in summary.items() if k not in ("day", "courier")} | {"computed_at": now},
+            ).execute()
+            stored.append(summary)
+    return stored
+
+
+def usage_for_day(day: date) -> list[dict[str, Any]]:
+    """Per-courier tracking-call figures of one UTC day, from the call record."""
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    rows = (CourierApiCall.select(CourierApiCall.courier, CourierApiCall.is_success, CourierApiCall.latency_ms,
+                                  CourierApiCall.tracking_numbers_count)
+            .where((CourierApiCall.called_at >= start) & (CourierApiCall.called_at < start + timedelta(days=1))
+                   & (CourierApiCall.endpoint != "oauth/token")))
+    per_courier: dict[str, list[CourierApiCall]] = {}
+    for row in rows:
+        per_courier.setdefault(row.courier, []).append(row)
+    summaries = []
+    for courier, calls in sorted(per_courier.items()):
+        latencies = sorted(call.latency_ms for call in calls if call.latency_ms is not None)
+        summaries.append({
+            "day": day, "courier": courier, "calls": len(calls),
+            "successes": sum(1 for call in calls if call.is_success),
+            "failures": sum(1 for call in calls if not call.is_success),
+            "tracking_numbers": sum(call.tracking_numbers_count for call in calls),
+            "p50_latency_ms": percentile(latencies, 50), "p95_latency_ms": percentile(latencies, 95),
+        })
+    return summaries
+
+
+def percentile(sorted_values: Sequence[int], pct: float) -> int | None:
+    """Nearest-rank percentile of already sorted values (None for none)."""
+    if not sorted_values:
+        return None
+    if len(sorted_values) == 1:
+        return int(sorted_values[0])
+    rank = max(0, min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1)))))
+    return int(sorted_values[rank])
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting per broker queue (delayed ones included)."""
+    from pipeline import broker as broker_module
+
+    current = broker_module.current()
+    depths: dict[str, int] = {}
+    for lane in lanes.LANES.values():
+        name = lane.queue_name
+        if broker_module.is_embedded(current):
+            ready = current.queues[name].qsize() if name in current.queues else 0
+            delayed_name = f"{name}.DQ"
+            delayed = current.queues[delayed_name].qsize() if delayed_name in current.queues else 0
+        else:
+            client, namespace = getattr(current, "client"), getattr(current, "namespace")
+            ready = int(client.llen(f"{namespace}:{name}"))
+            delayed = int(client.llen(f"{namespace}:{name}.DQ"))
+        depths[lane.name] = ready + delayed
+    return depths
+
+
+def ledger_counts() -> dict[str, int]:
+    counts = {state: 0 for state in (models.JOB_PENDING, models.JOB_RUNNING, models.JOB_COMPLETED, models.JOB_FAILED)}
+    query = TrackingJob.select(TrackingJob.status, peewee.fn.COUNT(TrackingJob.id)).group_by(TrackingJob.status)
+    rows: list[tuple[Any, Any]] = list(query.tuples())  # type: ignore[arg-type]
+    for state, count in rows:
+        counts[str(state)] = int(count)
+    return counts
+
+
+def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
