@@ -118,6 +118,13 @@ TEXT_STATUS_TABLE: tuple[tuple[str, str], ...] = (
     # legacy "Pending For Collection".
     ((r"schedule in arrangement|shipment information sent to .+|data submitted( .*)?"
       r"|shipment data received( .*)?|to be collected|pending for collection"), S.INFO_RECEIVED),
+    # Common courier phrasings the courier simulator writes (sim/journeys.py); legacy events carry
+    # no code, so only the text can map them. "Deliverd To <recipient>" is EasyParcel's typo above
+    # for any recipient.
+    (r"deliverd to .+", S.DELIVERED),
+    (r"arrived at .+ hub", S.IN_TRANSIT),
+    (r"shipment on hold( .*)?", S.EXCEPTION),
+    (r"returned to sender", S.RETURNED),
 )
 
 _TEXT_PATTERNS = tuple((re.compile(pattern), status) for pattern, status in TEXT_STATUS_TABLE)
