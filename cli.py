@@ -124,10 +124,174 @@ def settings_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def require_production(config: settings_module.Settings, command: str, *, worker_processes: int = 1,
+                       needs_redis: bool = True) -> None:
+    """Refuse to start a production process on unsafe or missing settings."""
+    problems = config.production_problems(worker_processes=worker_processes)
+    if needs_redis and config.is_embedded:
+        problems.insert(0, f"REDIS_URL is not set: `{command}` is a process of a production deployment and needs "
+                           "the shared broker (for everything in one process, run `trackcache dev`)")
+    if problems:
+        raise CommandError("refusing to start: " + "; ".join(problems), EXIT_CONFIG)
+
+
+def require_current_schema(config: settings_module.Settings) -> None:
+    import migrations
+
+    db = connect_database(config)
+    missing = migrations.pending(db)
+    db.close()
+    if missing:
+        raise CommandError(f"the database schema is behind (pending migrations {', '.join(missing)}): "
+                           "run `trackcache migrate` first", EXIT_CONFIG)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    config = load_settings()
+    configure_logging(config.log_level)
+    require_production(config, "serve")
+    require_current_schema(config)
+    uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
+                log_level=config.log_level, proxy_headers=args.proxy_headers, access_log=args.access_log)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
+    config = load_settings()
+    require_production(config, "worker", worker_processes=args.processes)
+    require_current_schema(config)
+    argv = [sys.executable, "-m", "dramatiq", "pipeline.worker_entry", "--processes", str(args.processes),
+            "--threads", str(args.threads)]
+    if args.queues:
+        from pipeline.lanes import LANES
+
+        unknown = [name for name in args.queues if name not in LANES]
+        if unknown:
+            raise CommandError(f"unknown lane(s) {', '.join(unknown)}; lanes: {', '.join(LANES)}", EXIT_USAGE)
+        argv += ["--queues", *(LANES[name].queue_name for name in args.queues)]
+    if config.worker_metrics_port:
+        os.environ["dramatiq_prom_port"] = str(config.worker_metrics_port)
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover (execv does not return)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    config = load_settings()
+    configure_logging(config.log_level)
+    require_production(config, "scheduler")
+    require_current_schema(config)
+    from pipeline.coordination import RedisCoordination
+    from pipeline.scheduler import LeaderLock
+
+    lock = LeaderLock(RedisCoordination(config.redis_url))
+    if not lock.wait_for_leadership():
+        return 0
+    logger.info("this scheduler is the active one")
+    # Losing the lock (Redis lost it, or this process stalled) ends this scheduler; its supervisor
+    # restarts it as a standby.
+    lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    import periodiq
+
+    try:
+        return periodiq.main(periodiq.make_argument_parser().parse_args(["pipeline.worker_entry", "pipeline.actors"]))
+    finally:
+        lock.release()
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim import cli as sim_cli
+
+    return sim_cli.run(args)
+
+
+def cmd_customer_token(args: argparse.Namespace) -> int:
+    from web.auth import mint_customer_token
+
+    config = load_settings()
+    if not config.customer_token_secret:
+        raise CommandError("TRACKING_CUSTOMER_TOKEN_SECRET is not set: there is nothing to sign the token with",
+                           EXIT_CONFIG)
+    print(mint_customer_token(config.customer_token_secret.reveal(), args.customer_id, premium=args.premium))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pipeline import importer
+
+    config = load_settings()
+    configure_logging("warning")
+    connect_database(config)
+    require_current_schema(config)
+    from pipeline import boot
+
+    boot.boot(config)
+    try:
+        summary = importer.import_file(args.file, rejects_path=args.rejects, spread_minutes=args.spread_minutes,
+                                       progress=importer.progress_printer(sys.stderr))
+    except importer.ImportFileError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    print(summary.describe())
+    return 0 if not summary.rejected else 1
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    import embedded
+
+    config = load_settings()
+    try:
+        return embedded.run(config, embedded.DevOptions(
+            host=args.host, port=args.port, database=args.database, sim_port=args.sim_port, speed=args.speed,
+            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads))
+    except embedded.DevError as error:
+        raise CommandError(str(error), EXIT_UNAVAILABLE) from None
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "dev": (cmd_dev, "run everything in one process on the embedded default, with the simulator and demo data"),
+    "serve": (cmd_serve, "run the web app (uvicorn) of a production deployment"),
+    "worker": (cmd_worker, "run pipeline workers (Dramatiq) of a production deployment"),
+    "scheduler": (cmd_scheduler, "run the one periodic scheduler (periodiq) of a production deployment"),
+    "sim": (cmd_sim, "run the EasyParcel courier simulator"),
     "migrate": (cmd_migrate, "apply database migrations (a second run is a no-op)"),
+    "import": (cmd_import, "register orders and tracking numbers from a CSV file"),
+    "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
 }
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +301,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    def add(name: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+
+    dev = add("dev")
+    dev.add_argument("--host", default="127.0.0.1", help="address of the web app (default 127.0.0.1)")
+    dev.add_argument("--port", type=port_number, default=8000, help="port of the web app (default 8000)")
+    dev.add_argument("--database", default="trackcache.db", help="SQLite file (default trackcache.db)")
+    dev.add_argument("--sim-port", type=port_number, default=8100, help="port of the courier simulator (default 8100)")
+    dev.add_argument("--speed", type=positive_float, default=1800.0,
+                     help="simulated seconds per real second (default 1800: an hour passes in two seconds)")
+    dev.add_argument("--demo-orders", type=positive_int, default=36, help="demo orders to create (default 36)")
+    dev.add_argument("--no-demo", action="store_true", help="start without demo data")
+    dev.add_argument("--threads", type=positive_int, default=4, help="in-process worker threads (default 4)")
+
+    serve = add("serve")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the proxy")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    worker = add("worker")
+    worker.add_argument("--processes", type=positive_int, default=2, help="worker processes (default 2)")
+    worker.add_argument("--threads", type=positive_int, default=4, help="threads per process (default 4)")
+    worker.add_argument("--queues", nargs="+", metavar="LANE",
+                        help="only these lanes (manual webhook retry bulk scheduled cleanup); default all")
+
+    add("scheduler")
+
+    from sim import cli as sim_cli
+
+    sim_cli.add_arguments(add("sim"))
+
+    importing = add("import")
+    importing.add_argument("file", help="CSV with the header order_id,customer_email,tracking_number[,courier]")
+    importing.add_argument("--rejects", help="where to write rejected rows (default FILE.rejects.csv)")
+    importing.add_argument("--spread-minutes", type=positive_int, default=60,
+                           help="spread the first polls over this many minutes (default 60)")
+
+    token = add("customer-token")
+    token.add_argument("customer_id", help="the shop's id of the customer")
+    token.add_argument("--premium", action="store_true", help="the customer may ask for live refreshes")
 
     migrate = sub.add_parser("migrate", help=COMMANDS["migrate"][1], description=COMMANDS["migrate"][1])
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")

@@ -313,6 +313,8 @@ class Settings:
                                         "Percent of the daily budget reserved for manual refreshes.")
     daily_budget: int = _setting("TRACKING_DAILY_BUDGET", _positive_int, "1000",
                                  "Courier API calls allowed per day (UTC), across all workers.")
+    worker_metrics_port: int = _setting("TRACKING_WORKER_METRICS_PORT", _non_negative_int, "0",
+                                        "Port of the workers' Prometheus exporter (Dramatiq's); 0 = off.")
     # Cache management.
     cache_ttl_hours: int = _setting("TRACKING_CACHE_TTL", _positive_int, "24",
                                     "Hours after which a customer read triggers a background refresh.")
@@ -354,6 +356,38 @@ class Settings:
                                       "Largest webhook body accepted (bytes).")
     shop_timezone: str = _setting("TRACKING_SHOP_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
                                   "Time zone the tracking page shows times in.")
+    # HTTP API: customer reads.
+    read_cache_seconds: int = _setting("TRACKING_READ_CACHE_SECONDS", _positive_int, "300",
+                                       "Seconds a customer read stays in the read cache (updates invalidate it sooner).")
+    customer_max_age: int = _setting("TRACKING_CUSTOMER_MAX_AGE", _non_negative_int, "60",
+                                     "Cache-Control max-age (seconds) of customer tracking responses.")
+    guest_history: int = _setting("TRACKING_GUEST_HISTORY", _positive_int, "10",
+                                  "Newest events shown to guests (signed-in customers see all stored events).")
+    failed_lookup_cost: int = _setting("TRACKING_FAILED_LOOKUP_COST", _positive_int, "3",
+                                       "Rate-limit units a lookup that finds nothing costs (a found one costs 1).")
+    stale_refresh_interval: int = _setting("TRACKING_STALE_REFRESH_INTERVAL", _positive_int, "900",
+                                           "Seconds between background refreshes that reads of stale data may "
+                                           "trigger for one shipment.")
+    premium_refresh_interval: int = _setting("TRACKING_PREMIUM_REFRESH_INTERVAL", _positive_int, "300",
+                                             "Seconds between refreshes a premium customer may request for one "
+                                             "shipment.")
+    # HTTP API: alert thresholds (GET /api/admin/tracking/alerts; deploy/prometheus/alerts.yml).
+    alert_pending_jobs: int = _setting("TRACKING_ALERT_PENDING_JOBS", _positive_int, "100",
+                                       "Critical alert above this many pending ledger jobs.")
+    alert_failure_rate: int = _setting("TRACKING_ALERT_FAILURE_RATE", _percent, "10",
+                                       "Critical alert above this courier call failure rate (percent, last hour).")
+    alert_read_p95_ms: int = _setting("TRACKING_ALERT_READ_P95_MS", _positive_int, "1000",
+                                      "Critical alert when the p95 of customer reads is slower (milliseconds).")
+    alert_budget_percent: int = _setting("TRACKING_ALERT_BUDGET_PERCENT", _percent, "90",
+                                         "Warning when this percentage of today's courier API budget is spent.")
+    alert_job_delay_minutes: int = _setting("TRACKING_ALERT_JOB_DELAY_MINUTES", _positive_int, "15",
+                                            "Warning when the oldest due pending job has waited longer (minutes).")
+    alert_error_spike: int = _setting("TRACKING_ALERT_ERROR_SPIKE", _positive_int, "50",
+                                      "Warning above this many 5xx and 429 answers in five minutes.")
+    alert_failed_inbox: int = _setting("TRACKING_ALERT_FAILED_INBOX", _positive_int, "10",
+                                       "Warning above this many webhooks failed or rejected in the last hour.")
+    alert_cache_miss_percent: int = _setting("TRACKING_ALERT_CACHE_MISS_PERCENT", _percent, "50",
+                                             "Warning above this read-cache miss rate (percent, last ten minutes).")
     # Courier: EasyParcel.
     easyparcel_api: str = _setting("EASYPARCEL_API", _api_kind, "open", "Which EasyParcel API: open or legacy.")
     easyparcel_base_url: str = _setting("EASYPARCEL_BASE_URL", _http_url, "",

@@ -60,3 +60,24 @@ def validate_registration(data: Mapping[str, Any], couriers: Collection[str]) ->
     assert order_id and email and number
     return ShipmentRegistration(order_id=order_id, customer_email=email, tracking_number=number,
                                 courier=courier, customer_id=customer_id), {}
+
+
+@dataclass(frozen=True)
+class ExistingOrder:
+    customer_email_hash: str
+    customer_id: str | None
+
+
+def registration_conflict(registration: ShipmentRegistration, email_hash: str, order: ExistingOrder | None,
+                          registered_courier: str | None) -> str | None:
+    """Why a registration conflicts with what is stored (None when it does not): another email or
+    customer on the order, or the tracking number already registered under another courier."""
+    if order is not None:
+        if order.customer_email_hash != email_hash:
+            return f"order {registration.order_id} is registered with a different customer email"
+        if registration.customer_id and order.customer_id and order.customer_id != registration.customer_id:
+            return f"order {registration.order_id} belongs to another customer"
+    if registered_courier is not None and registered_courier != registration.courier:
+        return (f"tracking number {registration.tracking_number} is registered for this order with courier "
+                f"{registered_courier}")
+    return None

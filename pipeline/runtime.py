@@ -67,7 +67,7 @@ class Runtime:
             return self._clients[courier]
 
     def budget(self) -> DailyBudget:
-        from pipeline import store
+        import pipeline.store as store
 
         return DailyBudget(self.coordination, budget_limits(self.config.daily_budget, self.config.rate_buffer_percent),
                            store.count_tracking_calls_on)

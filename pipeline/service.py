@@ -17,7 +17,7 @@ from models import ApiUsageDaily, CourierApiCall, Order, TrackingCache, Tracking
 from pipeline import lanes, notifications, read_cache, runtime, schedule, store
 from pipeline import status as statuses
 from pipeline.lanes import Lane
-from pipeline.registration import ShipmentRegistration
+from pipeline.registration import ExistingOrder, ShipmentRegistration, registration_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +48,76 @@ def enabled_couriers() -> list[str]:
 def register_shipment(registration: ShipmentRegistration, *, now: datetime | None = None,
                       first_poll_at: datetime | None = None) -> RegistrationResult:
     """Register an order's shipment idempotently; its first poll is due at once (or when given)."""
+    return register_many([(registration, first_poll_at)], now=now)[0]
+
+
+def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime | None]], *,
+                  now: datetime | None = None) -> list[RegistrationResult]:
+    """Register many shipments in one transaction with a handful of queries (the CSV import's
+    path; single registrations go through it too). Each result says created, unchanged or
+    conflict, in the order given; a row never half-lands."""
     rt = runtime.current()
     now = now or rt.now()
-    email_hash = models.hash_email(registration.customer_email, rt.config.email_hash_key.reveal())
+    key = rt.config.email_hash_key.reveal()
+    order_ids = sorted({reg.order_id for reg, _ in registrations})
+    results: list[RegistrationResult] = []
     with models.write_transaction():
-        order = Order.get_or_none(Order.id == registration.order_id)
-        if order is None:
-            order = Order.create(id=registration.order_id, customer_id=registration.customer_id,
-                                 customer_email_hash=email_hash, created_at=now)
-        else:
-            if order.customer_email_hash != email_hash:
-                return RegistrationResult(CONFLICT, detail=f"order {registration.order_id} is registered with a "
-                                                           "different customer email")
-            if registration.customer_id and order.customer_id and order.customer_id != registration.customer_id:
-                return RegistrationResult(CONFLICT, detail=f"order {registration.order_id} belongs to another customer")
-            if registration.customer_id and not order.customer_id:
-                order.customer_id = registration.customer_id
-                order.save(only=[Order.customer_id])
-        existing = TrackingCache.get_or_none((TrackingCache.order == order.id)
-                                             & (TrackingCache.courier_tracking_number == registration.tracking_number))
-        if existing is not None:
-            if existing.courier_service != registration.courier:
-                return RegistrationResult(CONFLICT, existing.id, detail=(
-                    f"tracking number {registration.tracking_number} is registered for this order with courier "
-                    f"{existing.courier_service}"))
-            return RegistrationResult(UNCHANGED, existing.id)
-        shipment = TrackingCache.create(
-            order=order.id, courier_tracking_number=registration.tracking_number,
-            courier_service=registration.courier, current_status=statuses.PENDING, last_status_update=now,
-            last_api_update=now, next_update_due=first_poll_at or now,
-            update_frequency_minutes=rt.config.pre_shipment_freq, created_at=now, updated_at=now,
-        )
-    read_cache.invalidate(rt.coordination, [order.id])
-    return RegistrationResult(CREATED, shipment.id)
+        orders = {row.id: ExistingOrder(row.customer_email_hash, row.customer_id)
+                  for row in Order.select().where(Order.id.in_(order_ids))} if order_ids else {}
+        shipments = {(row.order_id, row.courier_tracking_number): (row.id, row.courier_service)
+                     for row in TrackingCache.select(TrackingCache.id, TrackingCache.order,
+                                                     TrackingCache.courier_tracking_number,
+                                                     TrackingCache.courier_service)
+                     .where(TrackingCache.order.in_(order_ids))} if order_ids else {}
+        new_orders: dict[str, dict[str, Any]] = {}
+        adopted_customers: dict[str, str] = {}
+        new_shipments: dict[tuple[str, str], dict[str, Any]] = {}
+        for registration, first_poll in registrations:
+            email_hash = models.hash_email(registration.customer_email, key)
+            order = orders.get(registration.order_id)
+            stored = shipments.get((registration.order_id, registration.tracking_number))
+            conflict = registration_conflict(registration, email_hash, order, stored[1] if stored else None)
+            if conflict:
+                results.append(RegistrationResult(CONFLICT, stored[0] if stored else None, detail=conflict))
+                continue
+            if order is None:
+                order = ExistingOrder(email_hash, registration.customer_id)
+                orders[registration.order_id] = order
+                new_orders[registration.order_id] = {"id": registration.order_id, "customer_id": registration.customer_id,
+                                                     "customer_email_hash": email_hash, "created_at": now}
+            elif registration.customer_id and not order.customer_id:
+                orders[registration.order_id] = ExistingOrder(order.customer_email_hash, registration.customer_id)
+                adopted_customers[registration.order_id] = registration.customer_id
+            if stored is not None:
+                results.append(RegistrationResult(UNCHANGED, stored[0]))
+                continue
+            shipments[(registration.order_id, registration.tracking_number)] = (0, registration.courier)
+            new_shipments[(registration.order_id, registration.tracking_number)] = {
+                "order": registration.order_id, "courier_tracking_number": registration.tracking_number,
+                "courier_service": registration.courier, "current_status": statuses.PENDING,
+                "last_status_update": now, "last_api_update": now, "next_update_due": first_poll or now,
+                "update_frequency_minutes": rt.config.pre_shipment_freq, "created_at": now, "updated_at": now,
+                "tracking_events": [],
+            }
+            results.append(RegistrationResult(CREATED, None))
+        for chunk in batched(list(new_orders.values()), 500):
+            Order.insert_many(chunk).execute()
+        for order_id, customer_id in adopted_customers.items():
+            Order.update(customer_id=customer_id).where(Order.id == order_id).execute()
+        for chunk in batched(list(new_shipments.values()), 500):
+            TrackingCache.insert_many(chunk).execute()
+        if new_shipments:
+            created_ids = {(row.order_id, row.courier_tracking_number): row.id for row in
+                           TrackingCache.select(TrackingCache.id, TrackingCache.order,
+                                                TrackingCache.courier_tracking_number)
+                           .where(TrackingCache.order.in_(sorted({k[0] for k in new_shipments})))}
+            results = [
+                RegistrationResult(result.outcome, created_ids.get((reg.order_id, reg.tracking_number)), result.detail)
+                if not result.shipment_id and result.outcome != CONFLICT else result
+                for (reg, _), result in zip(registrations, results)
+            ]
+    read_cache.invalidate(rt.coordination, sorted(new_orders) + sorted(adopted_customers))
+    return results
 
 
 # --- refreshes -----------------------------------------------------------------------------------

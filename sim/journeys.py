@@ -14,9 +14,10 @@ from typing import Any
 MALAYSIA = timezone(timedelta(hours=8), "MYT")
 
 OPENAPI_VERSIONS: tuple[str, ...] = ("2025-09", "2025-12", "2026-03", "2026-06")
-# From 2026-03 the Open API uses the 0/2-8/11 code table; 2025-09 and 2025-12 print the older
-# 1-11 table (status_codes.json).
-NEW_CODE_TABLE_FROM = "2026-03"
+# EasyParcel's docs first printed the older 1-11 table for 2025-09 and 2025-12 and later rewrote
+# every version's docs to the 0/2-8/11 table (status_codes.json has both); the adapter reads all
+# versions with the new table, so the simulator sends it for every version too.
+NEW_CODE_TABLE_FROM = "2025-01"
 WEBHOOK_TOPIC = "shipment.tracking.update"
 NOT_FOUND_MESSAGE = "AWB number not found"
 LEGACY_NOT_FOUND_REMARK = "No tracking record found"

@@ -31,7 +31,6 @@ from services import postgres_admin_url, redis_test_url, require_service  # noqa
 # A developer's .env is not read in tests: the values above are the whole configuration.
 settings.use(settings.load(dotenv_path=None))
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def pytest_collection_modifyitems(items):
@@ -124,7 +123,3 @@ def pg_db(postgres_url):
     yield database
     database.close()
     database.close_all()
-
-
-def load_fixture(*parts: str) -> str:
-    return (FIXTURES.joinpath(*parts)).read_text(encoding="utf-8")

@@ -3,12 +3,13 @@ random bytes) only ever raise CourierPayloadError or a CourierError, never a str
 whatever parses keeps the bulk invariant (each requested number is an update or a failure)."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
+from fixture_files import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,7 +68,8 @@ def mutated_fixture(draw: st.DrawFn, names: list[str]) -> bytes:
         if draw(st.booleans()):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = draw(plausible)
+            # a copy: the sampled containers are shared, and a later mutation must not change them
+            parent[path[-1]] = copy.deepcopy(draw(plausible))
     return json.dumps(document).encode("utf-8")
 
 

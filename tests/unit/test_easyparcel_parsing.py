@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import FIXTURES, load_fixture
+from fixture_files import FIXTURES, load_fixture
 
 from pipeline import status as S
 from pipeline.canonical import ItemFailure, TrackingEvent, TrackingUpdate

@@ -1,0 +1,209 @@
+"""The embedded all-in-one mode (`trackcache dev`): the web app, an in-process broker with worker
+threads, the scheduler, the courier simulator (its webhooks pointed at the app), an SQLite
+database migrated on start and demo data, in one process. The same actors and routes as
+production; only the broker, database and scheduler thread are the embedded ones."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import requests
+
+import settings as settings_module
+from pipeline.registration import ShipmentRegistration
+from settings import Secret, token_digest
+
+logger = logging.getLogger("trackcache.dev")
+
+
+class DevError(Exception):
+    """The embedded mode cannot start (a port in use, a database it cannot open)."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database: str = "trackcache.db"
+    sim_port: int = 8100
+    speed: float = 1800.0
+    demo_orders: int = 36
+    threads: int = 4
+
+
+@dataclass(frozen=True)
+class DevSession:
+    """What the banner tells the user."""
+
+    config: settings_module.Settings
+    admin_token: str
+    viewer_token: str
+    app_url: str
+    sim_url: str
+    demo: list[ShipmentRegistration]
+
+
+def require_free_port(host: str, port: int, what: str, option: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise DevError(f"port {port} on {host} is in use, so the {what} cannot start there: pass {option} "
+                           "with a free port") from None
+
+
+def stable_dev_key(database: Path) -> str:
+    """The email-hash key of a dev database, kept beside it so guest lookups survive restarts."""
+    key_file = database.with_name(database.name + ".devkey")
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(32)
+    key_file.write_text(key, encoding="utf-8")
+    return key
+
+
+def dev_settings(config: settings_module.Settings, options: DevOptions, *, admin_token: str,
+                 viewer_token: str) -> settings_module.Settings:
+    """The process's settings turned into the embedded mode's: SQLite, no Redis, the simulator as
+    the courier, and session secrets where none are configured."""
+    database = Path(options.database).resolve()
+    database.parent.mkdir(parents=True, exist_ok=True)
+    sim_url = f"http://{options.host}:{options.sim_port}"
+
+    def secret_or_new(current: Secret) -> Secret:
+        return current if current else Secret(secrets.token_urlsafe(24))
+
+    return dataclasses.replace(
+        config,
+        database_url=f"sqlite:///{database}",
+        redis_url="",
+        admin_tokens=(token_digest(admin_token),) + config.admin_tokens,
+        viewer_tokens=(token_digest(viewer_token),) + config.viewer_tokens,
+        internal_api_key=secret_or_new(config.internal_api_key),
+        webhook_secret=secret_or_new(config.webhook_secret),
+        customer_token_secret=secret_or_new(config.customer_token_secret),
+        email_hash_key=config.email_hash_key or Secret(stable_dev_key(database)),
+        easyparcel_api="open",
+        easyparcel_base_url=sim_url,
+        easyparcel_client_id="demo-client",
+        easyparcel_client_secret=Secret("demo-secret"),
+        easyparcel_api_key=Secret("demo-api-key"),
+    )
+
+
+def demo_registrations(count: int) -> list[ShipmentRegistration]:
+    """Demo orders spread over every simulator scenario; every third order belongs to a signed-in
+    customer and every fifth has a second parcel."""
+    from sim.journeys import SCENARIOS
+
+    prefixes = [scenario.prefix or "EPMY" for scenario in SCENARIOS]
+    demo = []
+    for index in range(count):
+        order_id = f"DEMO-{1001 + index}"
+        email = f"customer{1001 + index}@example.com"
+        customer_id = f"cust-{1001 + index}" if index % 3 == 0 else None
+        prefix = prefixes[index % len(prefixes)]
+        demo.append(ShipmentRegistration(order_id=order_id, customer_email=email,
+                                         tracking_number=f"{prefix}{700000 + index:06d}", courier="easyparcel",
+                                         customer_id=customer_id))
+        if index % 5 == 4:
+            demo.append(ShipmentRegistration(order_id=order_id, customer_email=email,
+                                             tracking_number=f"EPMY{800000 + index:06d}", courier="easyparcel",
+                                             customer_id=customer_id))
+    return demo
+
+
+def create_demo_data(count: int, sim_url: str) -> list[ShipmentRegistration]:
+    """Register the demo orders (idempotently) and tell the simulator to send their webhooks."""
+    from pipeline import service
+
+    demo = demo_registrations(count)
+    service.register_many([(registration, None) for registration in demo])
+    numbers = sorted({registration.tracking_number for registration in demo})
+    response = requests.post(f"{sim_url}/_sim/shipments", json={"awb_numbers": numbers}, timeout=10)
+    response.raise_for_status()
+    return demo
+
+
+def banner(session: DevSession, out: TextIO) -> None:
+    first = next((r for r in session.demo if r.tracking_number.startswith("EPOFD")), None) or (
+        session.demo[0] if session.demo else None)
+    lines = [
+        "",
+        "trackcache is running (embedded mode: SQLite, in-process broker and scheduler, courier simulator)",
+        f"  tracking page     {session.app_url}/track",
+        f"  admin dashboard   {session.app_url}/admin",
+        f"  API               {session.app_url}/openapi.json",
+        f"  admin token       {session.admin_token}",
+        f"  viewer token      {session.viewer_token}",
+        f"  simulator         {session.sim_url}  (stats: {session.sim_url}/_sim/stats)",
+        f"  database          {session.config.database_url}",
+    ]
+    if first is not None:
+        lines += [
+            f"  try as a guest    order {first.order_id}, email {first.customer_email}",
+            f"                    {session.app_url}/api/customer/track-order?order_id={first.order_id}"
+            f"&email={first.customer_email}",
+        ]
+    lines += ["Press Ctrl-C to stop.", ""]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = sys.stdout) -> int:
+    """Start everything, serve until interrupted, then shut down cleanly.
+
+    Raises:
+        DevError: a port is taken or the database cannot be opened.
+    """
+    import uvicorn
+
+    from pipeline import boot, scheduler, service
+    from sim.server import SimulatorConfig, SimulatorServer
+
+    logging.basicConfig(level=getattr(logging, config.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    require_free_port(options.host, options.port, "web app", "--port")
+    require_free_port(options.host, options.sim_port, "courier simulator", "--sim-port")
+    admin_token, viewer_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    dev_config = dev_settings(config, options, admin_token=admin_token, viewer_token=viewer_token)
+    app_url = f"http://{options.host}:{options.port}"
+    webhook_url = f"{app_url}/api/webhooks/easyparcel/{dev_config.webhook_secret.reveal()}"
+    sim = SimulatorServer(SimulatorConfig(host=options.host, port=options.sim_port, speed=options.speed,
+                                          webhook_url=webhook_url)).start()
+    booted = None
+    sweeps = None
+    try:
+        try:
+            booted = boot.boot(dev_config, migrate=True)
+        except Exception as error:  # the database file cannot be created or opened
+            raise DevError(f"cannot open the database {dev_config.database_url}: {error}") from None
+        boot.start_embedded_worker(booted, threads=options.threads)
+        from pipeline.actors import PERIODIC_ACTORS
+
+        sweeps = scheduler.EmbeddedScheduler(PERIODIC_ACTORS)
+        sweeps.start()
+        demo = create_demo_data(options.demo_orders, sim.url) if options.demo_orders else []
+        service.run_poll_sweep()
+        from web.app import create_app
+
+        app = create_app(dev_config, boot=False)
+        server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
+                                               lifespan="on"))
+        banner(DevSession(dev_config, admin_token, viewer_token, app_url, sim.url, demo), out)
+        server.run()
+        out.write("trackcache stopped.\n")
+        return 0
+    finally:
+        if sweeps is not None:
+            sweeps.stop()
+        if booted is not None:
+            boot.stop(booted)
+        sim.stop()

@@ -1,0 +1,13 @@
+"""Entry module for `dramatiq` and `periodiq` processes started by `trackcache worker` and
+`trackcache scheduler`: importing it boots this process (settings, database, broker, actors).
+It is the only module that boots on import, because those command lines import a module."""
+from __future__ import annotations
+
+import logging
+
+import settings
+from pipeline import boot
+
+logging.getLogger(__name__).debug("booting a worker process")
+booted = boot.boot(settings.get(), with_prometheus=settings.get().worker_metrics_port > 0)
+broker = booted.broker
