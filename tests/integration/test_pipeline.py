@@ -220,3 +220,37 @@ def test_daily_usage_summary_is_stored(stack):
     today = [s for s in summaries if s["day"] == datetime.now(timezone.utc).date()]
     assert today and today[0]["calls"] == 1 and today[0]["successes"] == 1
     assert models.ApiUsageDaily.select().count() >= 1
+
+
+def test_a_manual_refresh_overtakes_a_scheduled_backlog(redis_stack):
+    import dataclasses
+    import time
+
+    from pipeline.registration import ShipmentRegistration as Reg
+
+    # given a courier that takes 0.2 s a call and two thousand shipments due for a scheduled poll
+    slow = redis_stack.courier
+    original = slow.fetch_tracking
+
+    def slow_fetch(numbers):
+        time.sleep(0.2)
+        return original(numbers)
+
+    slow.fetch_tracking = slow_fetch
+    redis_stack.runtime.config = dataclasses.replace(redis_stack.config, job_batch_size=10, daily_budget=100_000)
+    service.register_many([(Reg(f"BACK-{i}", "b@example.com", f"FKS{i:05d}", "fake"), None) for i in range(2000)])
+    vip = register("VIP-1", "FKVIP01")
+    slow.script_journey("FKVIP01", JOURNEY)
+    assert service.run_poll_sweep() >= 2000
+    # when an admin refreshes one order while the backlog is being worked off
+    time.sleep(1)
+    started = time.monotonic()
+    service.refresh_order("VIP-1", triggered_by="admin:test")
+    redis_stack.wait_for(lambda: shipment(vip).current_status == S.OUT_FOR_DELIVERY, timeout=30,
+                         what="manual refresh")
+    took = time.monotonic() - started
+    # then it finished within seconds, long before the scheduled backlog
+    left = TrackingJob.select().where((TrackingJob.job_type == "update")
+                                      & (TrackingJob.status != models.JOB_COMPLETED)).count()
+    assert left > 1000, f"the backlog was nearly done ({left} left) before the manual refresh finished"
+    assert took < 10, f"manual refresh took {took:.1f}s"
