@@ -1,0 +1,136 @@
+"""The production shape as separate processes: `trackcache serve`, two `trackcache worker`
+processes and two `trackcache scheduler` processes (one active, one standby) against PostgreSQL,
+Redis and the courier simulator. Shipments registered over HTTP are polled exactly once per due
+time: sweeps claim with a lease, so nothing is polled twice."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import requests
+
+import migrations
+import models
+from models import CourierApiCall, TrackingCache, TrackingUpdateLog
+from sim.server import SimulatorConfig, SimulatorServer
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = "e2e-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_cli(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    with open(log, "ab") as output:
+        return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=ROOT,
+                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def wait_until(condition, *, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def deployment(postgres_url, redis_url, tmp_path):
+    import psycopg2
+
+    from services import postgres_admin_url
+
+    admin_url = postgres_admin_url()
+    name = "trackcache_e2e_processes"
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    database_url = admin_url.rsplit("/", 1)[0] + "/" + name
+    db = models.open_database(database_url)
+    migrations.migrate(db)
+    db.close()
+    e2e_redis = redis_url.rsplit("/", 1)[0] + "/11"
+    redis_lib.Redis.from_url(e2e_redis).flushdb()
+    sim = SimulatorServer(SimulatorConfig(speed=0)).start()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": e2e_redis, "EASYPARCEL_BASE_URL": sim.url,
+           "EASYPARCEL_CLIENT_ID": "demo-client", "EASYPARCEL_CLIENT_SECRET": "demo-secret",
+           "TRACKING_ADMIN_TOKENS": ADMIN, "TRACKING_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "processes.log"
+    processes = [
+        run_cli(env, log, "serve", "--port", str(port)),
+        run_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
+        run_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
+        run_cli(env, log, "scheduler"),
+        run_cli(env, log, "scheduler"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(base), timeout=60, what=f"the web app (log: {log})")
+        yield base, database_url, sim, log
+    finally:
+        for process in processes:
+            stop(process)
+        sim.stop()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_serve_two_workers_and_the_scheduler_poll_each_shipment_once_per_due_time(deployment):
+    base, database_url, sim, log = deployment
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    # given 30 shipments registered over HTTP (their first poll is due at once), some of which
+    # end delivered (never polled again) and some stay pending (next poll in 24 h)
+    numbers = [f"EPDEL{i:04d}" for i in range(15)] + [f"EPPND{i:04d}" for i in range(15)]
+    for index, number in enumerate(numbers):
+        response = requests.post(f"{base}/api/admin/shipments", headers=headers, timeout=10, json={
+            "order_id": f"E2E-{index}", "customer_email": f"e2e{index}@example.com",
+            "tracking_number": number, "courier": "easyparcel"})
+        assert response.status_code == 201, response.text
+    # when the active scheduler's every-minute sweep has run at least twice
+    db = models.connect(database_url)
+    wait_until(lambda: TrackingCache.select().where(TrackingCache.current_status == "delivered").count() == 15,
+               timeout=150, what=f"the first sweep's polls (log: {log})")
+    first_sweep_calls = CourierApiCall.select().where(CourierApiCall.endpoint.contains("tracking_status")).count()
+    time.sleep(65)
+    # then every shipment was polled exactly once: one update log each, one courier answer each
+    logs = {row.id: TrackingUpdateLog.select().where(TrackingUpdateLog.tracking_cache == row.id).count()
+            for row in TrackingCache.select(TrackingCache.id)}
+    assert set(logs.values()) == {1}, logs
+    tracking_calls = list(CourierApiCall.select().where(CourierApiCall.endpoint.contains("tracking_status")))
+    assert sum(call.tracking_numbers_count for call in tracking_calls) == 30
+    assert len(tracking_calls) == first_sweep_calls, "a later sweep polled shipments that were not due"
+    stats = requests.get(f"{sim.url}/_sim/stats", timeout=5).json()
+    print(f"\n{len(tracking_calls)} courier calls for 30 shipments; simulator stats: {stats.get('calls')}")
+    db.close()
