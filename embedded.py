@@ -198,12 +198,16 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
         server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
                                                lifespan="on"))
         banner(DevSession(dev_config, admin_token, viewer_token, app_url, sim.url, demo), out)
-        server.run()
-        out.write("trackcache stopped.\n")
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
+            pass
         return 0
     finally:
+        sim.stop()  # first, so that no webhook arrives at a stopped app
         if sweeps is not None:
             sweeps.stop()
         if booted is not None:
             boot.stop(booted)
-        sim.stop()
+        out.write("trackcache stopped.\n")
+        out.flush()

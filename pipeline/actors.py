@@ -211,9 +211,9 @@ def diff_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 # --- persist -------------------------------------------------------------------------------------
 
-def persist_stage(payload: dict[str, Any]) -> dict[str, Any]:
+def persist_stage(payload: dict[str, Any]) -> None:
     """Merge under row locks in one transaction; after commit, invalidate the read cache and
-    publish status changes."""
+    publish status changes. The last stage: it passes nothing on."""
     rt = runtime.current()
     courier = payload["courier"]
     ctx = store.PollContext.from_dict(payload["context"])
@@ -227,8 +227,8 @@ def persist_stage(payload: dict[str, Any]) -> dict[str, Any]:
         metrics.STATUS_CHANGES.labels(change["status"]).inc()
     for code in report.unmapped_codes:
         metrics.UNMAPPED_CODES.labels(courier, code[:64]).inc()
-    return {"written": report.shipments_written, "events_added": report.events_added,
-            "status_changes": len(report.status_changes)}
+    logger.debug("persisted %s batch of %s: %d rows, %d events added, %d status changes", ctx.trigger, courier,
+                 report.shipments_written, report.events_added, len(report.status_changes))
 
 
 # Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
