@@ -43,20 +43,33 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """URL of a dedicated, freshly created test database on the local PostgreSQL."""
+def postgres_url():
+    """URL of a dedicated, freshly created test database on the local PostgreSQL (dropped after)."""
     admin_url = postgres_admin_url()
     require_service("PostgreSQL", admin_url)
     import psycopg2
 
-    name = "trackcache_test"
+    # One database per test session, so that two sessions on one machine never share tables.
+    name = f"trackcache_test_{os.getpid()}"
     conn = psycopg2.connect(admin_url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         cur.execute(f"CREATE DATABASE {name}")
     conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    import models
+
+    if models.database.obj is not None:
+        models.database.close()
+        close_all = getattr(models.database.obj, "close_all", None)
+        if close_all:
+            close_all()
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()
 
 
 @pytest.fixture(scope="session")
