@@ -226,8 +226,25 @@ class ApiUsageDaily(BaseModel):
         table_name = "api_usage_daily"
 
 
+class AuditLog(BaseModel):
+    """One admin action (registration, refresh, bulk refresh) or admin read of a shipment: who
+    (the token's short fingerprint and role, never the token), what, on what, from where."""
+
+    id = BigAutoField()
+    at = UTCDateTimeField(default=utcnow)
+    actor = CharField(max_length=12)  # first 12 hex digits of the token's sha256
+    role = CharField(max_length=16)  # admin | viewer
+    action = CharField(max_length=64)
+    target = CharField(null=True, max_length=255)
+    detail = JSONField(null=True)
+    client_address = CharField(null=True, max_length=64)
+
+    class Meta:
+        table_name = "audit_log"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
-    Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily,
+    Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily, AuditLog,
 )
 
 
