@@ -59,6 +59,7 @@ def stop(booted: Booted) -> None:
         booted.worker.stop(timeout=10_000)
         booted.worker = None
     booted.broker.close()
+    booted.runtime.close()
     if models.database.obj is not None:
         models.database.close()
         close_all = getattr(models.database.obj, "close_all", None)

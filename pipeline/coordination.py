@@ -21,6 +21,7 @@ class Coordination(Protocol):
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]: ...
     def ping(self) -> bool: ...
     def rate_limiter_backend(self) -> Any: ...
+    def close(self) -> None: ...
 
 
 class LocalCoordination:
@@ -106,6 +107,9 @@ class LocalCoordination:
     def ping(self) -> bool:
         return True
 
+    def close(self) -> None:
+        """Nothing to release in process."""
+
     def rate_limiter_backend(self) -> Any:
         from dramatiq.rate_limits.backends import StubBackend
 
@@ -179,6 +183,9 @@ class RedisCoordination:
             return bool(self.client.ping())
         except Exception:
             return False
+
+    def close(self) -> None:
+        self.client.close()
 
     def rate_limiter_backend(self) -> Any:
         from dramatiq.rate_limits.backends import RedisBackend

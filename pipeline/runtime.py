@@ -93,6 +93,16 @@ class Runtime:
     def lease(self) -> timedelta:
         return timedelta(seconds=self.config.claim_lease_seconds)
 
+    def close(self) -> None:
+        """Release the coordination store's connections and the courier clients' sessions."""
+        self.coordination.close()
+        with self._lock:
+            for client in self._clients.values():
+                close = getattr(client, "close", None)
+                if close:
+                    close()
+            self._clients.clear()
+
 
 _current: Runtime | None = None
 _current_lock = threading.Lock()

@@ -76,7 +76,8 @@ def build_stack(kind: str, database_url: str, redis_url: str, *, real_courier: b
             db.execute_sql(f"DELETE FROM {table}")
     db.close()
     if kind == "redis":
-        redis_lib.Redis.from_url(redis_url).flushdb()
+        with redis_lib.Redis.from_url(redis_url) as client:
+            client.flushdb()
     courier = FakeCourierClient()
     factory = None if real_courier else (lambda name, cfg: courier)
     rt = runtime.install(runtime.build(config, client_factory=factory))
@@ -88,6 +89,7 @@ def build_stack(kind: str, database_url: str, redis_url: str, *, real_courier: b
     def stop() -> None:
         worker.stop(timeout=10_000)
         broker.close()
+        rt.close()
         runtime.install(None)
         settings.use(previous)
         broker_module.install(broker_module.build_broker(previous))

@@ -76,7 +76,8 @@ def deployment(postgres_url, redis_url, tmp_path):
     migrations.migrate(db)
     db.close()
     e2e_redis = redis_url.rsplit("/", 1)[0] + "/11"
-    redis_lib.Redis.from_url(e2e_redis).flushdb()
+    with redis_lib.Redis.from_url(e2e_redis) as client:
+        client.flushdb()
     sim = SimulatorServer(SimulatorConfig(speed=0)).start()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": e2e_redis, "EASYPARCEL_BASE_URL": sim.url,

@@ -254,3 +254,24 @@ def test_a_manual_refresh_overtakes_a_scheduled_backlog(redis_stack):
                                       & (TrackingJob.status != models.JOB_COMPLETED)).count()
     assert left > 1000, f"the backlog was nearly done ({left} left) before the manual refresh finished"
     assert took < 10, f"manual refresh took {took:.1f}s"
+
+
+def test_cleanup_deactivates_old_finished_shipments_and_deletes_old_records(stack):
+    old = datetime.now(timezone.utc) - timedelta(days=stack.config.retention_days + 1)
+    finished = register("ORD-C1", "FKC001")
+    active = register("ORD-C2", "FKC002")
+    TrackingCache.update(current_status=S.DELIVERED, is_delivered=True, last_status_update=old).where(
+        TrackingCache.id == finished).execute()
+    TrackingUpdateLog.create(tracking_cache=finished, update_type="scheduled", api_call_success=True, started_at=old)
+    TrackingUpdateLog.create(tracking_cache=active, update_type="scheduled", api_call_success=True,
+                             started_at=datetime.now(timezone.utc))
+    TrackingJob.create(tracking_cache=finished, job_type="update", status=models.JOB_COMPLETED, updated_at=old)
+    TrackingJob.create(tracking_cache=active, job_type="update", status=models.JOB_PENDING, updated_at=old)
+    WebhookInbox.create(courier="fake", raw_body="{}", status=models.INBOX_PROCESSED, received_at=old)
+    WebhookInbox.create(courier="fake", raw_body="{}", status=models.INBOX_PENDING, received_at=old)
+    CourierApiCall.create(courier="fake", endpoint="x", called_at=old - timedelta(days=40))
+    report = service.run_cleanup()
+    assert report == {"deactivated": 1, "logs_deleted": 1, "jobs_deleted": 1, "inbox_deleted": 1, "calls_deleted": 1}
+    assert not shipment(finished).is_active and shipment(active).is_active
+    assert TrackingJob.select().where(TrackingJob.status == models.JOB_PENDING).count() == 1, "unfinished work stays"
+    assert WebhookInbox.select().where(WebhookInbox.status == models.INBOX_PENDING).count() == 1

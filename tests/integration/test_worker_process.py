@@ -70,7 +70,8 @@ def production(postgres_url, redis_url):
     migrations.migrate(db)
     tables = [m._meta.table_name for m in models.ALL_MODELS]
     db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-    redis_lib.Redis.from_url(redis_url).flushdb()
+    with redis_lib.Redis.from_url(redis_url) as client:
+        client.flushdb()
     sim = SimulatorServer(SimulatorConfig(speed=0, faults=FaultSettings(latency_min=0.4, latency_max=0.8))).start()
     previous = settings.get()
     config = dataclasses.replace(previous, database_url=postgres_url, redis_url=redis_url,
