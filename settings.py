@@ -388,6 +388,17 @@ class Settings:
                                        "Warning above this many webhooks failed or rejected in the last hour.")
     alert_cache_miss_percent: int = _setting("TRACKING_ALERT_CACHE_MISS_PERCENT", _percent, "50",
                                              "Warning above this read-cache miss rate (percent, last ten minutes).")
+    # Pages: the tracking page (/track) and the admin dashboard (/admin).
+    session_secret: Secret = _setting("TRACKING_SESSION_SECRET", _secret, "",
+                                      "Key that signs dashboard session cookies and tracking-page links; empty = "
+                                      "derived from TRACKING_EMAIL_HASH_KEY and TRACKING_CUSTOMER_TOKEN_SECRET.",
+                                      secret=True)
+    admin_session_hours: int = _setting("TRACKING_ADMIN_SESSION_HOURS", _positive_int, "12",
+                                        "Hours a dashboard sign-in lasts.")
+    track_link_hours: int = _setting("TRACKING_TRACK_LINK_HOURS", _positive_int, "24",
+                                     "Hours the tracking-page link given after a guest lookup stays valid.")
+    page_refresh_seconds: int = _setting("TRACKING_PAGE_REFRESH_SECONDS", _positive_int, "30",
+                                         "Seconds between the open tracking page's checks for updates.")
     # Courier: EasyParcel.
     easyparcel_api: str = _setting("EASYPARCEL_API", _api_kind, "open", "Which EasyParcel API: open or legacy.")
     easyparcel_base_url: str = _setting("EASYPARCEL_BASE_URL", _http_url, "",
