@@ -1,0 +1,102 @@
+"""Webhook receivers over the real pipeline: EasyParcel's secret URL and the signed form. A body is
+in the inbox before the 200, duplicates are acknowledged once, malformed bodies are kept as
+rejected, oversized ones refused while reading, and a database outage answers 503."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import models
+from fixture_files import load_fixture
+from models import WebhookInbox
+from web_client import WEBHOOK_SECRET, api, database_down, scan, shipment  # noqa: F401  (fixtures)
+
+EASYPARCEL_URL = f"/api/webhooks/easyparcel/{WEBHOOK_SECRET}"
+
+
+def inbox_rows() -> list[WebhookInbox]:
+    return list(WebhookInbox.select().order_by(WebhookInbox.id))
+
+
+def test_an_easyparcel_webhook_is_stored_before_the_200_and_a_duplicate_is_not_stored_again(api):
+    raw = load_fixture("easyparcel", "webhook_shipment_awb_update.json").encode()
+    first = api.client.post(EASYPARCEL_URL, content=raw)
+    assert first.status_code == 200 and first.json()["status"] == "accepted"
+    [row] = inbox_rows()
+    assert (row.id, row.courier, row.topic, row.external_event_id, row.raw_body) == (
+        first.json()["inbox_id"], "easyparcel", "shipment.awb.update", "webhook-test-uuid-123", raw.decode())
+    duplicate = api.client.post(EASYPARCEL_URL, content=raw)
+    assert duplicate.status_code == 200 and duplicate.json() == {"status": "duplicate"}
+    assert len(inbox_rows()) == 1
+
+
+def test_a_webhook_without_uuid_is_deduplicated_by_the_hash_of_its_body(api):
+    raw = json.dumps({"topic": "shipment.status.update", "awb_number": "EP000123", "shipment_status": "Delivered",
+                      "event_date": "2026-11-25 10:00:00"}).encode()
+    assert api.client.post(EASYPARCEL_URL, content=raw).json()["status"] == "accepted"
+    assert api.client.post(EASYPARCEL_URL, content=raw).json()["status"] == "duplicate"
+    assert inbox_rows()[0].external_event_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_a_wrong_secret_is_refused_and_nothing_is_stored(api):
+    for secret in ("wrong", WEBHOOK_SECRET[:-1], WEBHOOK_SECRET + "x"):
+        response = api.client.post(f"/api/webhooks/easyparcel/{secret}", content=b'{"uuid": "u1"}')
+        assert response.status_code == 401 and response.json()["error"] == "invalid_webhook_secret"
+    assert inbox_rows() == []
+
+
+def test_a_malformed_body_is_refused_with_400_and_kept_as_rejected_with_its_reason(api):
+    for raw in (b'{"uuid": "u1", ', b"[1, 2, 3]"):
+        response = api.client.post(EASYPARCEL_URL, content=raw)
+        assert response.status_code == 400 and response.json()["error"] == "malformed_body"
+    rows = inbox_rows()
+    assert [(r.status, r.external_event_id) for r in rows] == [(models.INBOX_REJECTED, None)] * 2
+    assert "not valid JSON" in rows[0].error and "JSON object" in rows[1].error
+
+
+def test_an_oversized_body_is_refused_whether_or_not_it_declares_its_length(api):
+    limit = api.stack.config.webhook_max_bytes
+    big = b'{"uuid": "big", "pad": "' + b"x" * limit + b'"}'
+    declared = api.client.post(EASYPARCEL_URL, content=big)
+    assert declared.status_code == 413 and declared.json()["error"] == "payload_too_large"
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    streamed = api.client.post(EASYPARCEL_URL, content=chunks())
+    assert streamed.status_code == 413
+    assert inbox_rows() == []
+
+
+def test_a_database_outage_answers_503_so_the_courier_retries(api):
+    with database_down():
+        response = api.client.post(EASYPARCEL_URL, content=b'{"uuid": "during-outage"}')
+    assert response.status_code == 503 and response.json()["error"] == "database_unavailable"
+    assert "retry-after" in response.headers
+    assert inbox_rows() == []
+
+
+def test_a_signed_webhook_flows_through_the_pipeline_into_the_shipment(api):
+    sid = api.polled("ORD-W1", "FKW001", [scan(0, "Shipment information received", "info_received")])
+    response = api.webhook_update("FKW001", [scan(5, "Delivered", "delivered")], "evt-w1")
+    assert response.status_code == 200 and response.json()["status"] == "accepted"
+    api.stack.wait_for(lambda: shipment(sid).current_status == "delivered", what="the webhook's update")
+    assert inbox_rows()[0].external_event_id == "evt-w1"
+    api.stack.wait_for(lambda: inbox_rows()[0].status == models.INBOX_PROCESSED, what="the inbox row processed")
+    assert api.webhook_update("FKW001", [scan(5, "Delivered", "delivered")], "evt-w1").json() == {
+        "status": "duplicate"}
+
+
+def test_signed_webhooks_need_a_fresh_correct_signature_and_a_known_courier(api):
+    body = b'{"topic": "tracking", "event_id": "e1", "updates": []}'
+    wrong_secret = api.signed_webhook("fake", body, secret="not-the-secret-0123")
+    stale = api.signed_webhook("fake", body, timestamp=int(time.time()) - 301)
+    unsigned = api.client.post("/api/webhooks/fake", content=body)
+    for response in (wrong_secret, stale, unsigned):
+        assert response.status_code == 401 and response.json()["error"] == "invalid_signature"
+    assert "300 seconds" in stale.json()["detail"]
+    assert api.signed_webhook("nosuchcourier", body).status_code == 404
+    assert inbox_rows() == []
+    assert api.signed_webhook("fake", body).status_code == 200

@@ -1,0 +1,78 @@
+"""The Starlette application: the `routes` list, the `middleware` list and the lifespan.
+
+`create_app(config)` builds an app; its lifespan boots the process (database, runtime, broker and
+actors) through `pipeline.boot`, or, with `boot=False`, uses what the caller already booted
+(`trackcache dev`, tests). In the embedded mode (no REDIS_URL) the lifespan starts no worker:
+`trackcache dev` runs one in process. `app` is the module-level app uvicorn serves
+(`web.app:app`); importing this module does no I/O.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+import settings as settings_module
+from web import admin, customer, health, internal, openapi, pages, webhooks
+from web.errors import exception_handlers
+from web.metrics import RequestMetrics
+from web.sessions import PageSessions
+
+logger = logging.getLogger(__name__)
+
+
+async def openapi_document(request: Request) -> Response:
+    return JSONResponse(openapi.document())
+
+
+routes: list[BaseRoute] = [
+    *customer.routes,
+    *webhooks.routes,
+    *admin.routes,
+    *internal.routes,
+    *health.routes,
+    *pages.routes,
+    Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"),
+]
+
+middleware = [
+    Middleware(RequestMetrics),
+    Middleware(PageSessions),
+]
+
+
+def create_app(config: settings_module.Settings | None = None, *, boot: bool = True) -> Starlette:
+    """The web app for these settings (default: the process's, read when it starts serving).
+
+    With `boot=True` the lifespan boots the process and shuts it down afterwards; with
+    `boot=False` the caller has booted it (runtime installed, database connected).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not boot:
+            yield
+            return
+        from pipeline import boot as boot_module
+
+        booted = await run_in_threadpool(boot_module.boot, config)
+        if booted.config.is_embedded:
+            logger.warning("embedded mode (no REDIS_URL): this server runs no worker, so refreshes and webhooks "
+                           "wait in its in-process queue; use `trackcache dev` to run everything in one process")
+        try:
+            yield
+        finally:
+            await run_in_threadpool(boot_module.stop, booted)
+
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(),
+                     lifespan=lifespan)
+
+
+app = create_app()
