@@ -1,0 +1,143 @@
+"""A running service for the end-to-end tests: a dedicated PostgreSQL database (trackcache_e2e)
+and Redis database (/10), the courier simulator (clock stopped, webhooks pointed at the app),
+and `trackcache serve` and `trackcache worker` as subprocesses, reached over HTTP through
+`api_client`. Started once per session and stopped at its end."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from api_client import ApiClient, Credentials, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_DATABASE = "trackcache_e2e"
+E2E_REDIS_DB = 10
+SIM_SEED = "trackcache-e2e"
+CREDENTIALS = Credentials(
+    admin_token="e2e-admin-token-0123456789",
+    viewer_token="e2e-viewer-token-0123456789",
+    internal_key="e2e-internal-key-0123456789",
+    webhook_secret="e2e-webhook-secret-0123456789",
+    customer_secret="e2e-customer-secret-0123456789",
+)
+
+
+@dataclass
+class Service:
+    api: ApiClient
+    sim_url: str
+    sim_epoch: datetime
+    sim_seed: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_cli(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """A `trackcache` command in its own process group, its output appended to `log`."""
+    with open(log, "ab") as output:
+        return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=ROOT,
+                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def fresh_database() -> str:
+    """Drop and create the e2e database, migrate it, and return its URL."""
+    import psycopg2
+
+    import migrations
+    import models
+    from services import postgres_admin_url, require_service
+
+    admin_url = postgres_admin_url()
+    require_service("PostgreSQL", admin_url)
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {E2E_DATABASE} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {E2E_DATABASE}")
+    conn.close()
+    url = admin_url.rsplit("/", 1)[0] + "/" + E2E_DATABASE
+    db = models.open_database(url)
+    migrations.migrate(db)
+    db.close()
+    return url
+
+
+def fresh_redis() -> str:
+    import redis
+
+    from services import redis_test_url, require_service
+
+    url = redis_test_url().rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+    require_service("Redis", url)
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+def is_ready(base_url: str) -> bool:
+    try:
+        return requests.get(f"{base_url}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory) -> Iterator[Service]:
+    from sim.server import SimulatorConfig, SimulatorServer
+
+    database_url = fresh_database()
+    redis_url = fresh_redis()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    epoch = datetime.now(timezone.utc).replace(microsecond=0)
+    sim = SimulatorServer(SimulatorConfig(
+        speed=0, epoch=epoch, seed=SIM_SEED, webhook_interval=0.2,
+        webhook_url=f"{base_url}/api/webhooks/easyparcel/{CREDENTIALS.webhook_secret}")).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "EASYPARCEL_API": "open", "EASYPARCEL_BASE_URL": sim.url, "EASYPARCEL_CLIENT_ID": "demo-client",
+           "EASYPARCEL_CLIENT_SECRET": "demo-secret", "TRACKING_LOG_LEVEL": "warning",
+           "TRACKING_ADMIN_TOKENS": CREDENTIALS.admin_token, "TRACKING_VIEWER_TOKENS": CREDENTIALS.viewer_token,
+           "TRACKING_INTERNAL_API_KEY": CREDENTIALS.internal_key,
+           "TRACKING_WEBHOOK_SECRET": CREDENTIALS.webhook_secret,
+           "TRACKING_CUSTOMER_TOKEN_SECRET": CREDENTIALS.customer_secret,
+           "TRACKING_EMAIL_HASH_KEY": "e2e-email-hash-key-0123456789", "TRACKING_INTERNAL_NETWORKS": "",
+           "TRACKING_GUEST_RATE_LIMIT": "10", "TRACKING_CUSTOMER_RATE_LIMIT": "120"}
+    log = tmp_path_factory.mktemp("e2e") / "service.log"
+    processes = [start_cli(env, log, "serve", "--port", str(port), "--proxy-headers"),
+                 start_cli(env, log, "worker", "--processes", "1", "--threads", "4")]
+    api = ApiClient(base_url, CREDENTIALS)
+    try:
+        wait_until(lambda: is_ready(base_url) or any(p.poll() is not None for p in processes), timeout=60,
+                   what=f"the server (log: {log})")
+        assert all(p.poll() is None for p in processes), f"a process exited early; log: {log}"
+        yield Service(api=api, sim_url=sim.url, sim_epoch=epoch, sim_seed=SIM_SEED, log=log)
+    finally:
+        api.close()
+        for process in processes:
+            stop(process)
+        sim.stop()
