@@ -4,8 +4,9 @@ needing attention and the alert rules. Actions and shipment reads go to the audi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -4,8 +4,8 @@ background refreshes when the data is stale or a premium customer asks."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request

@@ -3,7 +3,8 @@ the thread's peewee connection handed back (to the pool on PostgreSQL) when the 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 

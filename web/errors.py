@@ -4,7 +4,8 @@ bugs) into it, and the counter of rejections by code."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import peewee
 from prometheus_client import Counter

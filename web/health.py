@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from pipeline import runtime
 from web import metrics, queries
-from web.database import call
 from web.auth import client_address, is_address_allowed
+from web.database import call
 from web.errors import ApiError, error_response
 
 NO_STORE = {"Cache-Control": "no-store"}

@@ -3,14 +3,22 @@ logs and ledger jobs, job and batch status, shipments needing attention, API usa
 the live figures the alert rules and /metrics report. Writes go through `pipeline.service`."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import peewee
 
 import models
-from models import ApiUsageDaily, AuditLog, CourierApiCall, Order, TrackingCache, TrackingJob, TrackingUpdateLog, \
-    WebhookInbox
+from models import (
+    ApiUsageDaily,
+    AuditLog,
+    CourierApiCall,
+    Order,
+    TrackingCache,
+    TrackingJob,
+    TrackingUpdateLog,
+    WebhookInbox,
+)
 from pipeline import status as statuses
 from pipeline.service import ledger_counts, percentile, usage_for_day
 
@@ -135,7 +143,7 @@ def attention_list(limit: int) -> list[dict[str, Any]]:
 # --- courier API usage -------------------------------------------------------------------------------
 
 def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def usage_history(today: date, days: int = 30) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Deque
 
 from pipeline.service import percentile
 
@@ -33,9 +33,9 @@ class RollingStats:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._reads: Deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
-        self._cache: Deque[tuple[float, bool]] = deque(maxlen=MAX_SAMPLES)
-        self._errors: Deque[tuple[float, int]] = deque(maxlen=MAX_SAMPLES)
+        self._reads: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
+        self._cache: deque[tuple[float, bool]] = deque(maxlen=MAX_SAMPLES)
+        self._errors: deque[tuple[float, int]] = deque(maxlen=MAX_SAMPLES)
 
     def record_read(self, seconds: float) -> None:
         with self._lock:

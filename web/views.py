@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from pipeline import status as statuses
 from pipeline.canonical import iso_utc, parse_iso
@@ -148,7 +149,7 @@ def is_stale(last_updated: datetime | None, now: datetime, *, ttl: timedelta) ->
 # --- shipment and order views -------------------------------------------------------------------------
 
 def _event_time(event: Mapping[str, Any]) -> datetime:
-    return parse_iso(event.get("time")) or datetime.min.replace(tzinfo=timezone.utc)
+    return parse_iso(event.get("time")) or datetime.min.replace(tzinfo=UTC)
 
 
 def newest_first(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -9,8 +9,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import peewee
 from starlette.requests import Request
