@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import pipeline.metrics  # noqa: F401  (registers the pipeline's counters in this process too)
 from web.stats import STATS
 
 logger = logging.getLogger(__name__)

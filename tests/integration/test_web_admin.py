@@ -29,6 +29,7 @@ def test_registration_creates_then_acknowledges_a_repeat_and_schedules_the_first
     repeat = api.admin("POST", "/api/admin/shipments", json=registration(tracking_number=" fka001 "))
     assert repeat.status_code == 200 and repeat.json()["status"] == "unchanged"
     assert repeat.json()["shipment_id"] == body["shipment_id"]
+    assert repeat.headers["etag"].startswith('W/"')  # every 200 carries a validator
     assert created.headers["cache-control"] == "no-store"
 
 

@@ -37,7 +37,11 @@ def test_process_jobs_runs_a_polling_sweep_now(api):
 
 
 def test_queue_stats_report_every_lane_and_the_ledger(api):
-    body = api.internal("GET", "/api/internal/tracking/queue-stats").json()
+    response = api.internal("GET", "/api/internal/tracking/queue-stats")
+    body = response.json()
+    assert response.headers["etag"].startswith('W/"')
+    assert api.internal("GET", "/api/internal/tracking/queue-stats",
+                        headers={"If-None-Match": response.headers["etag"]}).status_code == 304
     assert set(body["queues"]) == {"manual", "webhook", "retry", "bulk", "scheduled", "cleanup"}
     assert set(body["ledger"]) == {"pending", "running", "completed", "failed"}
 
