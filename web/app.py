@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import settings as settings_module
-from web import admin, customer, health, internal, openapi, webhooks
+from web import admin, customer, health, internal, openapi, pages, webhooks
 from web.errors import exception_handlers
 from web.metrics import RequestMetrics
+from web.sessions import PageSessions
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,13 @@ routes: list[BaseRoute] = [
     *admin.routes,
     *internal.routes,
     *health.routes,
+    *pages.routes,
     Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"),
 ]
 
 middleware = [
     Middleware(RequestMetrics),
+    Middleware(PageSessions),
 ]
 
 
