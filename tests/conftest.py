@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items):
     """Mark each test by its layer folder so `-m unit` and friends select them."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for layer in ("unit", "integration", "e2e"):
+        for layer in ("unit", "integration", "e2e", "browser"):
             if layer in parts:
                 item.add_marker(getattr(pytest.mark, layer))
 
