@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 import settings as settings_module
 from web import admin, customer, health, internal, openapi, pages, webhooks
+from web.caching import ETags
 from web.errors import exception_handlers
 from web.metrics import RequestMetrics
 from web.sessions import PageSessions
@@ -44,6 +45,7 @@ routes: list[BaseRoute] = [
 
 middleware = [
     Middleware(RequestMetrics),
+    Middleware(ETags),
     Middleware(PageSessions),
 ]
 
