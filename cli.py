@@ -191,7 +191,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from pipeline.coordination import RedisCoordination
     from pipeline.scheduler import LeaderLock
 
-    lock = LeaderLock(RedisCoordination(config.redis_url))
+    lock = LeaderLock(RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:"))
     if not lock.wait_for_leadership():
         return 0
     logger.info("this scheduler is the active one")

@@ -184,6 +184,16 @@ def _http_url(raw: str) -> str:
 _http_url.expected = "an http(s):// URL, or empty for the default"  # type: ignore[attr-defined]
 
 
+def _namespace(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError
+    return value
+
+
+_namespace.expected = "1-64 letters, digits, '-', '_' or '.'"  # type: ignore[attr-defined]
+
+
 def _api_kind(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered not in ("open", "legacy"):
@@ -333,6 +343,8 @@ class Settings:
                                  "Database; SQLite file (embedded) or PostgreSQL (production).")
     redis_url: str = _setting("REDIS_URL", _redis_url, "",
                               "Redis for broker, rate limits and read cache; empty = embedded broker.")
+    redis_namespace: str = _setting("TRACKING_REDIS_NAMESPACE", _namespace, "trackcache",
+                                    "Prefix of every Redis key (queues included), so deployments can share a Redis.")
     # Access control and secrets.
     admin_tokens: tuple[str, ...] = _setting("TRACKING_ADMIN_TOKENS", _token_digests, "",
                                              "Admin bearer tokens (comma-separated; sha256:<hex> allowed).")

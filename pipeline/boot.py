@@ -58,7 +58,7 @@ def stop(booted: Booted) -> None:
     if booted.worker is not None:
         booted.worker.stop(timeout=10_000)
         booted.worker = None
-    booted.broker.close()
+    broker_module.close(booted.broker)
     booted.runtime.close()
     if models.database.obj is not None:
         models.database.close()

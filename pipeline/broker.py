@@ -64,7 +64,7 @@ def build_broker(config: settings.Settings, *, with_prometheus: bool = False) ->
     if config.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=config.redis_url, namespace="trackcache",
+        broker = RedisBroker(url=config.redis_url, namespace=config.redis_namespace,
                              heartbeat_timeout=HEARTBEAT_TIMEOUT_MS, maintenance_chance=MAINTENANCE_CHANCE)
     else:
         broker = StubBroker()
@@ -95,6 +95,14 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
         actor.broker = broker
         broker.declare_actor(actor)
     return broker
+
+
+def close(broker: dramatiq.Broker) -> None:
+    """Close a broker and its Redis connections (Dramatiq's RedisBroker leaves its pool open)."""
+    broker.close()
+    client = getattr(broker, "client", None)
+    if client is not None:
+        client.connection_pool.disconnect()
 
 
 def current() -> dramatiq.Broker:

@@ -187,6 +187,13 @@ class RedisCoordination:
     def close(self) -> None:
         self.client.close()
 
+    def delete_namespace(self) -> int:
+        """Delete every key under this store's prefix (tests and benchmarks start clean this way)."""
+        deleted = 0
+        for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
+            deleted += int(self.client.delete(key))
+        return deleted
+
     def rate_limiter_backend(self) -> Any:
         from dramatiq.rate_limits.backends import RedisBackend
 

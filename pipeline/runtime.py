@@ -77,7 +77,7 @@ class Runtime:
 
         # The slot outlives a hung call by a margin, then frees itself.
         ttl_ms = int(self.config.api_timeout_ms * 3 + 30_000)
-        return ConcurrentRateLimiter(self.coordination.rate_limiter_backend(), f"trackcache:courier:{courier}",
+        return ConcurrentRateLimiter(self.coordination.rate_limiter_backend(), f"{self.config.redis_namespace}:courier:{courier}",
                                      limit=self.config.max_concurrent, ttl=ttl_ms)
 
     def cooldown_remaining(self, courier: str) -> float:
@@ -109,7 +109,8 @@ _current_lock = threading.Lock()
 
 
 def build(config: settings_module.Settings, **overrides: Any) -> Runtime:
-    coordination: Coordination = RedisCoordination(config.redis_url) if config.redis_url else LocalCoordination()
+    coordination: Coordination = (RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:")
+                                  if config.redis_url else LocalCoordination())
     return Runtime(config=config, coordination=coordination, **overrides)
 
 

@@ -116,7 +116,9 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
                 if not result.shipment_id and result.outcome != CONFLICT else result
                 for (reg, _), result in zip(registrations, results)
             ]
-    read_cache.invalidate(rt.coordination, sorted(new_orders) + sorted(adopted_customers))
+    # New orders, orders with a new shipment and orders that gained a customer all read differently now.
+    touched = set(new_orders) | set(adopted_customers) | {order_id for order_id, _ in new_shipments}
+    read_cache.invalidate(rt.coordination, sorted(touched))
     return results
 
 

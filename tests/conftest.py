@@ -19,6 +19,9 @@ _TEST_ENV = {
     "DATABASE_URL": "sqlite:///" + str(Path(tempfile.gettempdir()) / f"trackcache-test-{os.getpid()}.db"),
     "REDIS_URL": "",
     "TRACKING_JITTER_PERCENT": "0",
+    # Every Redis key of this session (queues included) under its own prefix: sessions running
+    # at once on one machine never see each other's messages.
+    "TRACKING_REDIS_NAMESPACE": f"trackcache-test-{os.getpid()}",
 }
 os.environ.update(_TEST_ENV)
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -44,3 +44,21 @@ def require_service(name: str, url: str) -> None:
     if is_ci():
         pytest.fail(f"{reason} (CI=true: service tests must not skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def drop_database(name: str) -> None:
+    """Drop a test database, after closing this process's pooled connections to it."""
+    import psycopg2
+
+    import models
+
+    if models.database.obj is not None:
+        models.database.close()
+        close_all = getattr(models.database.obj, "close_all", None)
+        if close_all:
+            close_all()
+    conn = psycopg2.connect(postgres_admin_url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()

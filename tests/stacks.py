@@ -56,9 +56,17 @@ def drain(broker: Any, worker: Any, *, timeout: float) -> None:
         time.sleep(0.02)
 
 
+def clear_namespace(redis_url: str, namespace: str) -> None:
+    """Delete this test session's Redis keys (never the whole database: other sessions use it)."""
+    from pipeline.coordination import RedisCoordination
+
+    store = RedisCoordination(redis_url, prefix=f"{namespace}:")
+    store.delete_namespace()
+    store.close()
+
+
 def build_stack(kind: str, database_url: str, redis_url: str, *, real_courier: bool = False, **overrides: Any):
     import dramatiq
-    import redis as redis_lib
 
     config = dataclasses.replace(
         settings.get(), database_url=database_url, redis_url=redis_url if kind == "redis" else "",
@@ -76,8 +84,7 @@ def build_stack(kind: str, database_url: str, redis_url: str, *, real_courier: b
             db.execute_sql(f"DELETE FROM {table}")
     db.close()
     if kind == "redis":
-        with redis_lib.Redis.from_url(redis_url) as client:
-            client.flushdb()
+        clear_namespace(redis_url, config.redis_namespace)
     courier = FakeCourierClient()
     factory = None if real_courier else (lambda name, cfg: courier)
     rt = runtime.install(runtime.build(config, client_factory=factory))
@@ -88,7 +95,7 @@ def build_stack(kind: str, database_url: str, redis_url: str, *, real_courier: b
 
     def stop() -> None:
         worker.stop(timeout=10_000)
-        broker.close()
+        broker_module.close(broker)
         rt.close()
         runtime.install(None)
         settings.use(previous)

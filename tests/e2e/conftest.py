@@ -20,8 +20,7 @@ import requests
 from api_client import ApiClient, Credentials, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E_DATABASE = "trackcache_e2e"
-E2E_REDIS_DB = 10
+E2E_DATABASE = f"trackcache_e2e_{os.getpid()}"
 SIM_SEED = "trackcache-e2e"
 CREDENTIALS = Credentials(
     admin_token="e2e-admin-token-0123456789",
@@ -87,16 +86,18 @@ def fresh_database() -> str:
     return url
 
 
-def fresh_redis() -> str:
-    import redis
-
+def fresh_redis() -> tuple[str, str]:
+    """The test Redis and a namespace of this session's own, emptied (never the whole database:
+    other sessions may be using it)."""
+    import settings
     from services import redis_test_url, require_service
+    from stacks import clear_namespace
 
-    url = redis_test_url().rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+    url = redis_test_url()
     require_service("Redis", url)
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
-    return url
+    namespace = f"{settings.get().redis_namespace}-e2e"
+    clear_namespace(url, namespace)
+    return url, namespace
 
 
 def is_ready(base_url: str) -> bool:
@@ -111,14 +112,14 @@ def service(tmp_path_factory) -> Iterator[Service]:
     from sim.server import SimulatorConfig, SimulatorServer
 
     database_url = fresh_database()
-    redis_url = fresh_redis()
+    redis_url, namespace = fresh_redis()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     epoch = datetime.now(timezone.utc).replace(microsecond=0)
     sim = SimulatorServer(SimulatorConfig(
         speed=0, epoch=epoch, seed=SIM_SEED, webhook_interval=0.2,
         webhook_url=f"{base_url}/api/webhooks/easyparcel/{CREDENTIALS.webhook_secret}")).start()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TRACKING_REDIS_NAMESPACE": namespace,
            "EASYPARCEL_API": "open", "EASYPARCEL_BASE_URL": sim.url, "EASYPARCEL_CLIENT_ID": "demo-client",
            "EASYPARCEL_CLIENT_SECRET": "demo-secret", "TRACKING_LOG_LEVEL": "warning",
            "TRACKING_ADMIN_TOKENS": CREDENTIALS.admin_token, "TRACKING_VIEWER_TOKENS": CREDENTIALS.viewer_token,
@@ -141,3 +142,6 @@ def service(tmp_path_factory) -> Iterator[Service]:
         for process in processes:
             stop(process)
         sim.stop()
+        from services import drop_database
+
+        drop_database(E2E_DATABASE)

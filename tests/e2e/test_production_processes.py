@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 import requests
 
 import migrations
+import settings
 import models
 from models import CourierApiCall, TrackingCache, TrackingUpdateLog
 from sim.server import SimulatorConfig, SimulatorServer
+from services import drop_database
+from stacks import clear_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "e2e-admin-token-0123456789"
@@ -64,7 +66,7 @@ def deployment(postgres_url, redis_url, tmp_path):
     from services import postgres_admin_url
 
     admin_url = postgres_admin_url()
-    name = "trackcache_e2e_processes"
+    name = f"trackcache_e2e_processes_{os.getpid()}"
     conn = psycopg2.connect(admin_url)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -75,14 +77,15 @@ def deployment(postgres_url, redis_url, tmp_path):
     db = models.open_database(database_url)
     migrations.migrate(db)
     db.close()
-    e2e_redis = redis_url.rsplit("/", 1)[0] + "/11"
-    with redis_lib.Redis.from_url(e2e_redis) as client:
-        client.flushdb()
+    e2e_redis = redis_url
+    namespace = f"{settings.get().redis_namespace}-processes"
+    clear_namespace(e2e_redis, namespace)
     sim = SimulatorServer(SimulatorConfig(speed=0)).start()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": e2e_redis, "EASYPARCEL_BASE_URL": sim.url,
            "EASYPARCEL_CLIENT_ID": "demo-client", "EASYPARCEL_CLIENT_SECRET": "demo-secret",
-           "TRACKING_ADMIN_TOKENS": ADMIN, "TRACKING_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
+           "TRACKING_ADMIN_TOKENS": ADMIN, "TRACKING_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT),
+           "TRACKING_REDIS_NAMESPACE": namespace}
     log = tmp_path / "processes.log"
     processes = [
         run_cli(env, log, "serve", "--port", str(port)),
@@ -99,6 +102,7 @@ def deployment(postgres_url, redis_url, tmp_path):
         for process in processes:
             stop(process)
         sim.stop()
+        drop_database(name)
 
 
 def _ready(base: str) -> bool:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 
 import migrations
 import models
@@ -19,6 +18,7 @@ import settings
 from models import TrackingCache, TrackingJob
 from sim.faults import FaultSettings
 from sim.server import SimulatorConfig, SimulatorServer
+from stacks import clear_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,8 +70,7 @@ def production(postgres_url, redis_url):
     migrations.migrate(db)
     tables = [m._meta.table_name for m in models.ALL_MODELS]
     db.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-    with redis_lib.Redis.from_url(redis_url) as client:
-        client.flushdb()
+    clear_namespace(redis_url, settings.get().redis_namespace)
     sim = SimulatorServer(SimulatorConfig(speed=0, faults=FaultSettings(latency_min=0.4, latency_max=0.8))).start()
     previous = settings.get()
     config = dataclasses.replace(previous, database_url=postgres_url, redis_url=redis_url,
