@@ -4,7 +4,6 @@ function is a short sequence of store calls and enqueues; the decisions live in 
 from __future__ import annotations
 
 import logging
-import statistics
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -14,7 +13,7 @@ import peewee
 
 import models
 from models import ApiUsageDaily, CourierApiCall, Order, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
-from pipeline import lanes, notifications, read_cache, runtime, schedule, store
+from pipeline import lanes, notifications, read_cache, runtime, store
 from pipeline import status as statuses
 from pipeline.lanes import Lane
 from pipeline.registration import ExistingOrder, ShipmentRegistration, registration_conflict

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from itsdangerous import URLSafeTimedSerializer
@@ -108,13 +108,3 @@ class ApiClient:
             "Content-Type": "application/json", "X-Trackcache-Timestamp": stamp,
             "X-Trackcache-Signature": "sha256=" + mac.hexdigest()})
 
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 60.0, what: str, interval: float = 0.25) -> Any:
-    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

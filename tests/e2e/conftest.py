@@ -1,14 +1,10 @@
-"""A running service for the end-to-end tests: a dedicated PostgreSQL database (trackcache_e2e)
-and Redis database (/10), the courier simulator (clock stopped, webhooks pointed at the app),
+"""A running service for the end-to-end tests: a PostgreSQL database and a Redis namespace of the
+session's own, the courier simulator (clock stopped, webhooks pointed at the app),
 and `trackcache serve` and `trackcache worker` as subprocesses, reached over HTTP through
 `api_client`. Started once per session and stopped at its end."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +13,9 @@ from typing import Iterator
 import pytest
 import requests
 
-from api_client import ApiClient, Credentials, wait_until
+from api_client import ApiClient, Credentials
+from processes import ROOT, free_port, start_cli, stop, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 E2E_DATABASE = f"trackcache_e2e_{os.getpid()}"
 SIM_SEED = "trackcache-e2e"
 CREDENTIALS = Credentials(
@@ -40,27 +36,10 @@ class Service:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def start_cli(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    """A `trackcache` command in its own process group, its output appended to `log`."""
-    with open(log, "ab") as output:
-        return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=ROOT,
-                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def fresh_database() -> str:

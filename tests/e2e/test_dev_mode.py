@@ -6,21 +6,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from processes import ROOT, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+
 
 
 def test_dev_mode_serves_demo_orders_that_move_through_statuses_within_a_minute(tmp_path):

@@ -9,7 +9,7 @@ import json
 
 import requests
 
-from api_client import wait_until
+from processes import wait_until
 from sim import journeys
 
 

@@ -5,12 +5,7 @@ time: sweeps claim with a lease, so nothing is polled twice."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,43 +15,19 @@ import settings
 import models
 from models import CourierApiCall, TrackingCache, TrackingUpdateLog
 from sim.server import SimulatorConfig, SimulatorServer
+from processes import ROOT, free_port, start_cli, stop, wait_until
 from services import drop_database
 from stacks import clear_namespace
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "e2e-admin-token-0123456789"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def run_cli(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    with open(log, "ab") as output:
-        return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=ROOT,
-                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -88,11 +59,11 @@ def deployment(postgres_url, redis_url, tmp_path):
            "TRACKING_REDIS_NAMESPACE": namespace}
     log = tmp_path / "processes.log"
     processes = [
-        run_cli(env, log, "serve", "--port", str(port)),
-        run_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
-        run_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
-        run_cli(env, log, "scheduler"),
-        run_cli(env, log, "scheduler"),
+        start_cli(env, log, "serve", "--port", str(port)),
+        start_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
+        start_cli(env, log, "worker", "--processes", "1", "--threads", "4"),
+        start_cli(env, log, "scheduler"),
+        start_cli(env, log, "scheduler"),
     ]
     base = f"http://127.0.0.1:{port}"
     try:

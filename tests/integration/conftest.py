@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from stacks import build_stack
+from web_client import api, redis_api  # noqa: F401  (fixtures for the web tests)
 
 
 @pytest.fixture(params=["embedded", "redis"])

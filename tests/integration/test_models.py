@@ -79,7 +79,7 @@ def test_seed_indexes_exist_and_the_strategy_indexes_are_partial_where_the_seed_
 
 
 def test_seed_defaults_apply_to_a_bare_insert(db):
-    db.execute_sql(f"INSERT INTO orders (id, customer_email_hash) VALUES ('o-1', 'h')")
+    db.execute_sql("INSERT INTO orders (id, customer_email_hash) VALUES ('o-1', 'h')")
     stamp = "2026-01-01 00:00:00"
     db.execute_sql(
         "INSERT INTO tracking_cache (order_id, courier_tracking_number, courier_service, current_status,"
@@ -92,7 +92,7 @@ def test_seed_defaults_apply_to_a_bare_insert(db):
     assert row.consecutive_failures == 0
     assert (row.is_delivered, row.is_failed, row.is_active, row.requires_attention) == (False, False, True, False)
     assert row.created_at is not None
-    job_id = db.execute_sql(
+    db.execute_sql(
         "INSERT INTO tracking_job_queue (tracking_cache_id, job_type, scheduled_for)"
         f" VALUES ({row.id}, 'update', '{stamp}')"
     )

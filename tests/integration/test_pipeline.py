@@ -3,7 +3,6 @@ webhooks flow through parse -> diff -> persist, failures retry and back off, the
 and manual refreshes overtake a scheduled backlog."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import models

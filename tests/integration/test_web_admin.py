@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import models
 from models import AuditLog, TrackingCache, TrackingJob
 from pipeline import lanes, service
-from web_client import ADMIN_TOKEN, VIEWER_TOKEN, api, configured, scan, shipment  # noqa: F401  (fixtures)
+from web_client import ADMIN_TOKEN, configured, scan, shipment
 
 ADMIN_FINGERPRINT = hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()[:12]
 

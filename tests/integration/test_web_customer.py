@@ -9,10 +9,8 @@ from models import TrackingJob, TrackingUpdateLog
 from pipeline import lanes, read_cache, runtime
 from web_client import (  # noqa: F401  (fixtures)
     JOURNEY,
-    api,
     configured,
     make_stale,
-    redis_api,
     scan,
     shipment,
 )

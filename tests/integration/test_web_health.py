@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from web_client import api, database_down, redis_api, scan  # noqa: F401  (fixtures)
+from web_client import database_down, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 a polling sweep runs on request, queue and ledger figures are reported, cleanup runs."""
 from __future__ import annotations
 
-from web_client import INTERNAL_KEY, api, configured, scan  # noqa: F401  (fixtures)
+from web_client import INTERNAL_KEY, configured, scan
 
 ROUTES = (("POST", "/api/internal/tracking/process-jobs"), ("GET", "/api/internal/tracking/queue-stats"),
           ("POST", "/api/internal/tracking/cleanup"))

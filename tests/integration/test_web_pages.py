@@ -12,7 +12,6 @@ from web_client import (  # noqa: F401  (fixtures)
     ADMIN_TOKEN,
     JOURNEY,
     VIEWER_TOKEN,
-    api,
     configured,
     scan,
 )

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 
 from web import openapi
 from web.app import create_app
-from web_client import ADMIN_TOKEN, INTERNAL_KEY, WEBHOOK_SECRET, redis_api  # noqa: F401  (fixtures)
+from web_client import ADMIN_TOKEN, INTERNAL_KEY, WEBHOOK_SECRET
 
 OPERATIONS = sorted(result.ok().label for result in
                     schemathesis.openapi.from_dict(openapi.document()).get_all_operations())

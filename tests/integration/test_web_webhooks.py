@@ -10,7 +10,7 @@ import time
 import models
 from fixture_files import load_fixture
 from models import WebhookInbox
-from web_client import WEBHOOK_SECRET, api, database_down, scan, shipment  # noqa: F401  (fixtures)
+from web_client import WEBHOOK_SECRET, database_down, scan, shipment
 
 EASYPARCEL_URL = f"/api/webhooks/easyparcel/{WEBHOOK_SECRET}"
 

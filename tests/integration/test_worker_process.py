@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +14,9 @@ import settings
 from models import TrackingCache, TrackingJob
 from sim.faults import FaultSettings
 from sim.server import SimulatorConfig, SimulatorServer
+from processes import ROOT, start_cli, stop, wait_until
 from stacks import clear_namespace
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def process_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> dict[str, str]:
@@ -32,31 +28,10 @@ def process_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -
     return env
 
 
-def start_cli(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    """Run a `trackcache` command in its own process group, its output appended to `log`."""
-    with open(log, "ab") as output:
-        return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=ROOT,
-                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
