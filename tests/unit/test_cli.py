@@ -59,3 +59,60 @@ def test_docs_settings_table_is_current():
     assert (ROOT / "docs" / "settings.md").read_text(encoding="utf-8") == cli.settings_markdown(), (
         "docs/settings.md is stale: run `trackcache settings --markdown > docs/settings.md`"
     )
+
+
+SAFE_SECRETS = {
+    "TRACKING_ADMIN_TOKENS": "cli-admin-token-0123456789", "TRACKING_INTERNAL_API_KEY": "k" * 20,
+    "TRACKING_WEBHOOK_SECRET": "w" * 20, "TRACKING_CUSTOMER_TOKEN_SECRET": "c" * 20,
+    "TRACKING_EMAIL_HASH_KEY": "e" * 20,
+}
+
+
+def test_production_commands_refuse_to_start_without_redis(tmp_path):
+    for command in ("serve", "worker", "scheduler"):
+        result = run_cli(command, env={**SAFE_SECRETS, "REDIS_URL": ""}, cwd=tmp_path)
+        assert result.returncode == 3, (command, result.stderr)
+        assert result.stderr.startswith(f"trackcache {command}: refusing to start: REDIS_URL is not set")
+        assert "Traceback" not in result.stderr
+
+
+def test_production_commands_name_every_unsafe_setting(tmp_path):
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/9", "TRACKING_ADMIN_TOKENS": "", "TRACKING_INTERNAL_API_KEY": "",
+           "TRACKING_WEBHOOK_SECRET": "short", "TRACKING_CUSTOMER_TOKEN_SECRET": "c" * 20,
+           "TRACKING_EMAIL_HASH_KEY": "e" * 20, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = run_cli("worker", "--processes", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    for problem in ("TRACKING_ADMIN_TOKENS is empty", "TRACKING_INTERNAL_API_KEY must be set",
+                    "TRACKING_WEBHOOK_SECRET must be set", "SQLite cannot be shared by several worker processes"):
+        assert problem in message
+
+
+def test_serve_refuses_a_schema_behind_its_migrations(tmp_path):
+    env = {**SAFE_SECRETS, "REDIS_URL": "redis://127.0.0.1:6379/9", "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    result = run_cli("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    assert "pending migrations 0001" in result.stderr and "run `trackcache migrate` first" in result.stderr
+
+
+def test_customer_token_prints_a_token_the_api_accepts(tmp_path):
+    from web.auth import mint_customer_token
+
+    secret = "c" * 20
+    result = run_cli("customer-token", "cust-42", "--premium", env={"TRACKING_CUSTOMER_TOKEN_SECRET": secret},
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token and len(token.splitlines()) == 1
+    from itsdangerous import URLSafeTimedSerializer
+
+    payload = URLSafeTimedSerializer(secret, salt="trackcache-customer").loads(token)
+    assert payload == {"customer_id": "cust-42", "premium": True}
+    assert mint_customer_token(secret, "cust-42", premium=True).count(".") == token.count(".")
+
+
+def test_bad_options_are_one_line_usage_errors(tmp_path):
+    result = run_cli("dev", "--port", "99999", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "must be a port from 1 to 65535" in result.stderr
