@@ -13,8 +13,9 @@ import dataclasses
 import os
 import time
 
-import psycopg2
 import redis
+
+from bench.databases import recreate_database
 
 
 def main() -> None:
@@ -24,14 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-    name = "trackcache_bench_sweep"
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    database_url = admin_url.rsplit("/", 1)[0] + "/" + name
+    database_url = recreate_database(admin_url, "trackcache_bench_sweep")
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
 

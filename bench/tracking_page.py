@@ -20,6 +20,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+from bench.databases import recreate_database
+
 SERVER_TIMING = re.compile(r"app;dur=([\d.]+)")
 
 
@@ -34,16 +36,7 @@ def quantiles(values: list[float]) -> str:
 
 
 def prepare_postgres(admin_url: str) -> str:
-    import psycopg2
-
-    name = "trackcache_bench_page"
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
+    return recreate_database(admin_url, "trackcache_bench_page")
 
 
 def run(mode: str, *, requests: int, events: int) -> None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pytest  # noqa: E402
 
 import settings  # noqa: E402
-from services import postgres_admin_url, redis_test_url, require_service  # noqa: E402
+from services import drop_database, recreate_database, redis_test_url, require_service  # noqa: E402
 
 # A developer's .env is not read in tests: the values above are the whole configuration.
 settings.use(settings.load(dotenv_path=None))
@@ -48,31 +48,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def postgres_url():
     """URL of a dedicated, freshly created test database on the local PostgreSQL (dropped after)."""
-    admin_url = postgres_admin_url()
-    require_service("PostgreSQL", admin_url)
-    import psycopg2
-
     # One database per test session, so that two sessions on one machine never share tables.
     name = f"trackcache_test_{os.getpid()}"
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    yield admin_url.rsplit("/", 1)[0] + "/" + name
-    import models
-
-    if models.database.obj is not None:
-        models.database.close()
-        close_all = getattr(models.database.obj, "close_all", None)
-        if close_all:
-            close_all()
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    yield recreate_database(name)
+    drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,29 @@ def require_service(name: str, url: str) -> None:
     pytest.skip(reason)
 
 
+def recreate_database(name: str, *, migrate: bool = False) -> str:
+    """Drop and create a test database on the local PostgreSQL; returns its URL (migrated if asked)."""
+    import psycopg2
+
+    admin_url = postgres_admin_url()
+    require_service("PostgreSQL", admin_url)
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    if migrate:
+        import migrations
+        import models
+
+        db = models.open_database(url)
+        migrations.migrate(db)
+        db.close()
+    return url
+
+
 def drop_database(name: str) -> None:
     """Drop a test database, after closing this process's pooled connections to it."""
     import psycopg2

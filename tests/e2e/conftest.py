@@ -44,25 +44,9 @@ class Service:
 
 def fresh_database() -> str:
     """Drop and create the e2e database, migrate it, and return its URL."""
-    import psycopg2
+    from services import recreate_database
 
-    import migrations
-    import models
-    from services import postgres_admin_url, require_service
-
-    admin_url = postgres_admin_url()
-    require_service("PostgreSQL", admin_url)
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {E2E_DATABASE} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {E2E_DATABASE}")
-    conn.close()
-    url = admin_url.rsplit("/", 1)[0] + "/" + E2E_DATABASE
-    db = models.open_database(url)
-    migrations.migrate(db)
-    db.close()
-    return url
+    return recreate_database(E2E_DATABASE, migrate=True)
 
 
 def fresh_redis() -> tuple[str, str]:

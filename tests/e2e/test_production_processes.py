@@ -10,13 +10,12 @@ import time
 import pytest
 import requests
 
-import migrations
 import settings
 import models
 from models import CourierApiCall, TrackingCache, TrackingUpdateLog
 from sim.server import SimulatorConfig, SimulatorServer
 from processes import ROOT, free_port, start_cli, stop, wait_until
-from services import drop_database
+from services import drop_database, recreate_database
 from stacks import clear_namespace
 
 ADMIN = "e2e-admin-token-0123456789"
@@ -32,22 +31,8 @@ ADMIN = "e2e-admin-token-0123456789"
 
 @pytest.fixture
 def deployment(postgres_url, redis_url, tmp_path):
-    import psycopg2
-
-    from services import postgres_admin_url
-
-    admin_url = postgres_admin_url()
     name = f"trackcache_e2e_processes_{os.getpid()}"
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    database_url = admin_url.rsplit("/", 1)[0] + "/" + name
-    db = models.open_database(database_url)
-    migrations.migrate(db)
-    db.close()
+    database_url = recreate_database(name, migrate=True)
     e2e_redis = redis_url
     namespace = f"{settings.get().redis_namespace}-processes"
     clear_namespace(e2e_redis, namespace)
