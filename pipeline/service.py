@@ -348,7 +348,7 @@ def usage_for_day(day: date) -> list[dict[str, Any]]:
     rows = (CourierApiCall.select(CourierApiCall.courier, CourierApiCall.is_success, CourierApiCall.latency_ms,
                                   CourierApiCall.tracking_numbers_count)
             .where((CourierApiCall.called_at >= start) & (CourierApiCall.called_at < start + timedelta(days=1))
-                   & (CourierApiCall.endpoint != "oauth/token")))
+                   & store.is_tracking_call()))
     per_courier: dict[str, list[CourierApiCall]] = {}
     for row in rows:
         per_courier.setdefault(row.courier, []).append(row)

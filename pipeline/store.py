@@ -190,12 +190,18 @@ def defer_for_budget(courier: str, tracking_numbers: Sequence[str], context: Pol
                 TrackingCache.id == ids[index]).execute()
 
 
+def is_tracking_call() -> Any:
+    """Query condition: a courier call that tracked parcels, not an OAuth token call (token calls
+    are recorded too, as "/oauth/token", but never count against the budget)."""
+    return ~CourierApiCall.endpoint.endswith("oauth/token")
+
+
 def count_tracking_calls_on(day: date) -> int:
     """Tracking calls recorded on a UTC day (token calls do not count against the budget)."""
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     return (CourierApiCall.select()
             .where((CourierApiCall.called_at >= start) & (CourierApiCall.called_at < start + timedelta(days=1))
-                   & (CourierApiCall.endpoint != "oauth/token"))
+                   & is_tracking_call())
             .count())
 
 

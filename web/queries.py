@@ -20,6 +20,7 @@ from models import (
     WebhookInbox,
 )
 from pipeline import status as statuses
+from pipeline import store
 from pipeline.service import ledger_counts, percentile, usage_for_day
 
 ORDER_LOG_LIMIT = 100
@@ -177,7 +178,7 @@ def usage_today(today: date) -> dict[str, Any]:
     start = _day_start(today)
     latencies = sorted(row[0] for row in CourierApiCall.select(CourierApiCall.latency_ms).where(
         (CourierApiCall.called_at >= start) & (CourierApiCall.called_at < start + timedelta(days=1))
-        & (CourierApiCall.endpoint != "oauth/token") & CourierApiCall.latency_ms.is_null(False)).tuples())
+        & store.is_tracking_call() & CourierApiCall.latency_ms.is_null(False)).tuples())
     per_courier = usage_for_day(today)
     calls = sum(r["calls"] for r in per_courier)
     successes = sum(r["successes"] for r in per_courier)
@@ -191,14 +192,14 @@ def courier_calls_since(since: datetime) -> dict[tuple[str, bool], int]:
     """Tracking calls per (courier, is_success) since a moment."""
     rows = (CourierApiCall.select(CourierApiCall.courier, CourierApiCall.is_success,
                                   peewee.fn.COUNT(CourierApiCall.id))
-            .where((CourierApiCall.called_at >= since) & (CourierApiCall.endpoint != "oauth/token"))
+            .where((CourierApiCall.called_at >= since) & store.is_tracking_call())
             .group_by(CourierApiCall.courier, CourierApiCall.is_success).tuples())
     return {(str(courier), bool(ok)): int(n) for courier, ok, n in rows}
 
 
 def courier_latencies_since(since: datetime) -> dict[str, list[int]]:
     rows = (CourierApiCall.select(CourierApiCall.courier, CourierApiCall.latency_ms)
-            .where((CourierApiCall.called_at >= since) & (CourierApiCall.endpoint != "oauth/token")
+            .where((CourierApiCall.called_at >= since) & store.is_tracking_call()
                    & CourierApiCall.latency_ms.is_null(False)).tuples())
     found: dict[str, list[int]] = {}
     for courier, latency in rows:

@@ -99,3 +99,20 @@ def test_failures_never_spend_beyond_the_budget(simulated):
     assert sim_calls(sim) == 3
     assert "budget" in TrackingJob.get(TrackingJob.status == models.JOB_FAILED).last_error
     assert CourierApiCall.select().where(CourierApiCall.endpoint != "/oauth/token").count() == 3
+
+
+def test_token_calls_are_recorded_but_never_spend_the_budget(simulated):
+    from datetime import datetime, timezone
+
+    from pipeline import store
+
+    stack, sim = simulated
+    sid = register("SIM-TOKEN", "EPDEL00030")
+    service.request_refresh([sid])
+    stack.wait_for(lambda: TrackingCache.get_by_id(sid).current_status == S.DELIVERED, what="the poll")
+    endpoints = [c.endpoint for c in CourierApiCall.select()]
+    assert "/oauth/token" in endpoints and len(endpoints) == 2
+    today = datetime.now(timezone.utc).date()
+    assert store.count_tracking_calls_on(today) == 1
+    assert service.usage_for_day(today)[0]["calls"] == 1
+    assert stack.runtime.budget().used(today) == 1
