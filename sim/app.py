@@ -206,6 +206,16 @@ class SimulatorState:
 
     # tracking
 
+    def _omit_this_time(self, journey: Any, number: str) -> bool:
+        """Whether a flaky number is left out of this answer (counted); caller holds the lock."""
+        if not journey.scenario.is_flaky:
+            return False
+        self.times_requested[number] += 1
+        if journeys.is_omitted(self.config.seed, number, self.times_requested[number], self.config.flaky_omit_rate):
+            self.numbers["omitted"] += 1
+            return True
+        return False
+
     def track_openapi(self, numbers: Sequence[str], api_version: str) -> dict[str, Any]:
         now = self.sim_now()
         results: list[dict[str, Any]] = []
@@ -214,13 +224,9 @@ class SimulatorState:
             for number in numbers:
                 journey = self.journey(number)
                 self._remember(number, now)
-                if journey.scenario.is_flaky:
-                    self.times_requested[number] += 1
-                    if journeys.is_omitted(self.config.seed, number, self.times_requested[number],
-                                           self.config.flaky_omit_rate):
-                        errors += 1
-                        self.numbers["omitted"] += 1
-                        continue
+                if self._omit_this_time(journey, number):
+                    errors += 1
+                    continue
                 item = journeys.render_openapi_item(journey, now, api_version, self.config.seed)
                 if item is None:
                     results.append(journeys.openapi_not_found_item(number))
@@ -241,12 +247,8 @@ class SimulatorState:
             for number in numbers:
                 journey = self.journey(number)
                 self._remember(number, now)
-                if journey.scenario.is_flaky:
-                    self.times_requested[number] += 1
-                    if journeys.is_omitted(self.config.seed, number, self.times_requested[number],
-                                           self.config.flaky_omit_rate):
-                        self.numbers["omitted"] += 1
-                        continue
+                if self._omit_this_time(journey, number):
+                    continue
                 item = journeys.render_legacy_item(journey, now)
                 if item is None:
                     results.append(journeys.legacy_not_found_item(number))
