@@ -37,6 +37,8 @@ NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
 # Job ledger and inbox states.
 JOB_PENDING, JOB_RUNNING, JOB_COMPLETED, JOB_FAILED = "pending", "running", "completed", "failed"
 INBOX_PENDING, INBOX_PROCESSED, INBOX_REJECTED, INBOX_FAILED = "pending", "processed", "rejected", "failed"
+# A webhook whose topic carries no tracking data: kept, with the reason in `error`; not a failure.
+INBOX_IGNORED = "ignored"
 
 
 def utcnow() -> datetime:

@@ -12,6 +12,7 @@ import dramatiq
 from periodiq import cron
 
 import pipeline.broker as broker_module  # noqa: F401  (a broker must exist before actors)
+import models
 import settings
 from pipeline import lanes, notifications, read_cache, runtime, store
 from pipeline import metrics
@@ -182,6 +183,10 @@ def _parse_inbox(payload: dict[str, Any]) -> dict[str, Any] | None:
         except CourierPayloadError as error:
             store.mark_inbox([row.id], "failed", rt.now(), error=f"unreadable webhook: {error}")
             logger.warning("inbox %s (%s) unreadable: %s", row.id, courier, error)
+            continue
+        if message.ignored_reason is not None:
+            store.mark_inbox([row.id], models.INBOX_IGNORED, rt.now(), error=message.ignored_reason)
+            logger.info("inbox %s (%s) ignored: %s", row.id, courier, message.ignored_reason)
             continue
         updates.extend(message.updates)
         parsed_ids.append(row.id)

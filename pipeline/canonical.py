@@ -165,11 +165,13 @@ class BulkResult:
 @dataclass(frozen=True)
 class WebhookMessage:
     """A parsed courier webhook: its topic, its dedup id (None if the courier sent none) and the
-    tracking updates it carries (none for topics that carry no tracking data)."""
+    tracking updates it carries. A topic that carries no tracking data has no updates and says
+    why in `ignored_reason` (the inbox marks such rows ignored, not failed)."""
 
     topic: str
     event_id: str | None
     updates: tuple[TrackingUpdate, ...] = field(default_factory=tuple)
+    ignored_reason: str | None = None
 
 
 def known_status(value: str | None) -> str | None:

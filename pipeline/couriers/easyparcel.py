@@ -478,14 +478,14 @@ class EasyParcel(Courier):
     # --- webhooks --------------------------------------------------------------------------
 
     def parse_webhook(self, body: bytes | str) -> WebhookMessage:
-        """Canonical updates carried by one Open API webhook; topics without tracking data (and
-        unknown topics) give a message with no updates.
+        """Canonical updates carried by one Open API webhook. Topics without tracking data (the
+        AWB and Shipment Created notices, on-demand orders, unknown topics) give a message with no
+        updates and an `ignored_reason`.
 
         Raises:
             CourierPayloadError: the body cannot be read; the message gives the path.
         """
         payload = _object(_load_json(body), "body")
-        topic = _text(_required(payload, "topic", "body"), "body.topic").strip()
         raw_id = payload.get("uuid")
         if raw_id is None:
             event_id = None
@@ -493,9 +493,16 @@ class EasyParcel(Courier):
             event_id = str(raw_id).strip() or None
         else:
             raise _fail("body.uuid", "a string", raw_id)
+        if "topic" not in payload:
+            # webhook_shipment_created_no_topic.json: EasyParcel's "Shipment Created" webhook is
+            # documented without a topic field; it describes a new order, not a tracking event.
+            return WebhookMessage(topic="", event_id=event_id, ignored_reason=SHIPMENT_CREATED_REASON)
+        topic = _text(payload["topic"], "body.topic").strip()
         reader = _WEBHOOK_READERS.get(topic.casefold())
-        updates = reader(self, payload) if reader else ()
-        return WebhookMessage(topic=topic, event_id=event_id, updates=updates)
+        if reader is None:
+            reason = _NO_TRACKING_TOPICS.get(topic.casefold(), f"topic {topic!r} is not one that carries tracking data")
+            return WebhookMessage(topic=topic, event_id=event_id, ignored_reason=reason)
+        return WebhookMessage(topic=topic, event_id=event_id, updates=reader(self, payload))
 
     def _tracking_webhook(self, payload: Mapping[str, Any]) -> tuple[TrackingUpdate, ...]:
         # webhook_shipment_tracking_update.json / ..._keyed_status_log.json: events carry
@@ -513,10 +520,6 @@ class EasyParcel(Courier):
         at = self.parse_time(_required(payload, "event_date", "body"), "body.event_date")
         return (TrackingUpdate(courier=self.name, tracking_number=number,
                                reported_status=self.map_status(text, code), reported_at=at),)
-
-    def _no_tracking_webhook(self, payload: Mapping[str, Any]) -> tuple[TrackingUpdate, ...]:
-        # webhook_shipment_awb_update.json: an AWB was assigned; it carries no tracking data.
-        return ()
 
     # --- events, statuses and times --------------------------------------------------------
 
@@ -585,7 +588,16 @@ class EasyParcel(Courier):
 _WEBHOOK_READERS = {
     "shipment.tracking.update": EasyParcel._tracking_webhook,
     "shipment.status.update": EasyParcel._status_webhook,
-    "shipment.awb.update": EasyParcel._no_tracking_webhook,
+}
+
+# Documented topics that carry no tracking data, with the reason an inbox row records.
+SHIPMENT_CREATED_REASON = "no topic: EasyParcel's Shipment Created webhook carries no tracking data"
+_NO_TRACKING_TOPICS = {
+    # webhook_shipment_awb_update.json: an AWB was assigned to a shipment.
+    "shipment.awb.update": "topic 'shipment.awb.update' (an AWB was assigned) carries no tracking data",
+    # more/webhook_ondemand_status_update_invalid_json.json: an on-demand (rider) order's status.
+    "ondemand.status.update": "topic 'ondemand.status.update' is an on-demand delivery order, no parcel "
+                              "tracking data",
 }
 
 
