@@ -85,7 +85,7 @@ def _fetch_with_slot(rt: runtime.Runtime, lane: Lane, courier: str, numbers: lis
                                now=now, policy=rt.policy)
         logger.warning("budget spent: deferred %d %s shipments of courier %s", len(numbers), ctx.trigger, courier)
         return None
-    store.mark_jobs_running(ctx.job_ids, now)
+    store.mark_jobs_running(ctx.job_ids, now, attempt=ctx.attempt + 1)
     outcome = rt.client(courier).fetch_tracking(numbers)
     extra_calls = sum(1 for call in outcome.calls if call.kind == "tracking") - 1
     for _ in range(max(0, extra_calls)):  # a 401 retry is a second call against the budget
@@ -95,7 +95,8 @@ def _fetch_with_slot(rt: runtime.Runtime, lane: Lane, courier: str, numbers: lis
     latency = tracking_calls[-1].latency_ms if tracking_calls else None
     if outcome.error is not None or outcome.response is None:
         error = outcome.error or CourierUnavailable("no response from the courier")
-        handle_courier_error(rt, courier, numbers, ctx, error)
+        failed_ctx = store.PollContext(**{**ctx.__dict__, "http_status": error.http_status, "latency_ms": latency})
+        handle_courier_error(rt, courier, numbers, failed_ctx, error)
         return None
     response = outcome.response
     ctx = store.PollContext(**{**ctx.__dict__, "http_status": response.status, "latency_ms": latency})
@@ -126,7 +127,7 @@ def handle_courier_error(rt: runtime.Runtime, courier: str, numbers: list[str], 
                                          "attempt": ctx.attempt + 1})
         retry_at = now + _seconds(delay)
         store.schedule_retry(ctx.job_ids, store.shipment_ids_for(courier, numbers), retry_at=retry_at,
-                             error=f"{type(error).__name__}: {error}", lease=rt.lease(), now=now)
+                             error=f"{type(error).__name__}: {error}", lease=rt.lease(), now=now, context=ctx)
         enqueue_poll(lanes.RETRY, courier, numbers, retry_ctx, delay_seconds=delay)
         logger.info("courier %s %s; retry %d of %d for %d shipments in %.0fs", courier, error, ctx.attempt + 1,
                     len(delays), len(numbers), delay)

@@ -194,7 +194,7 @@ def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered
             chunk = ordered[start:start + size]
             shipment_ids = [sid for number in chunk for sid in numbers[number]]
             ids = store.create_jobs(shipment_ids, job_type=lane.job_type or "update", priority=lane.priority,
-                                    now=now, batch_id=batch_id)
+                                    now=now, batch_id=batch_id, max_attempts=len(rt.config.retry_delays) + 1)
             job_ids.extend(ids)
             trigger = "manual" if lane in (lanes.MANUAL, lanes.BULK) else "scheduled"
             ctx = store.PollContext(lane=lane.name, trigger=trigger, triggered_by=triggered_by,

@@ -207,13 +207,15 @@ def count_tracking_calls_on(day: date) -> int:
 
 # --- ledger, calls, inbox -----------------------------------------------------------------------
 
-def create_jobs(shipment_ids: Sequence[int], *, job_type: str, priority: int, now: datetime,
+def create_jobs(shipment_ids: Sequence[int], *, job_type: str, priority: int, now: datetime, max_attempts: int,
                 batch_id: str | None = None, scheduled_for: datetime | None = None) -> list[int]:
-    """One ledger row per shipment; returns their ids in the order given."""
+    """One ledger row per shipment, allowed `max_attempts` courier attempts (the first and its
+    retries); returns their ids in the order given."""
     if not shipment_ids:
         return []
     rows = [{"tracking_cache": sid, "job_type": job_type, "priority": priority, "scheduled_for": scheduled_for or now,
-             "status": models.JOB_PENDING, "created_at": now, "updated_at": now, "batch_id": batch_id}
+             "status": models.JOB_PENDING, "created_at": now, "updated_at": now, "batch_id": batch_id,
+             "max_attempts": max_attempts}
             for sid in shipment_ids]
     ids: list[int] = []
     with models.database.atomic():
@@ -227,9 +229,11 @@ def create_jobs(shipment_ids: Sequence[int], *, job_type: str, priority: int, no
     return ids
 
 
-def mark_jobs_running(job_ids: Sequence[int], now: datetime) -> None:
+def mark_jobs_running(job_ids: Sequence[int], now: datetime, *, attempt: int) -> None:
+    """The batch's courier attempt number `attempt` (1 = the first call) is under way; a message
+    delivered twice records the same attempt, never one more."""
     if job_ids:
-        TrackingJob.update(status=models.JOB_RUNNING, attempts=TrackingJob.attempts + 1, last_attempt_at=now,
+        TrackingJob.update(status=models.JOB_RUNNING, attempts=attempt, last_attempt_at=now,
                            updated_at=now).where(TrackingJob.id.in_(list(job_ids))).execute()
 
 
@@ -246,9 +250,12 @@ def record_calls(courier: str, calls: Sequence[Any], *, trigger: str, now: datet
 
 
 def schedule_retry(job_ids: Sequence[int], shipment_ids: Sequence[int], *, retry_at: datetime, error: str,
-                   lease: timedelta, now: datetime) -> None:
-    """Ledger and claims for a batch that will be fetched again at `retry_at`."""
+                   lease: timedelta, now: datetime, context: PollContext) -> None:
+    """Ledger, claims and update logs for a batch whose attempt failed and that will be fetched
+    again at `retry_at`: each shipment gets the failed attempt's log row (with the courier's HTTP
+    status), its failure count is left for the last attempt to decide."""
     with models.database.atomic():
+        _log_failed_attempt(shipment_ids, context, error, now)
         if job_ids:
             TrackingJob.update(job_type="retry", priority=75, status=models.JOB_PENDING, scheduled_for=retry_at,
                                last_error=_clip(error), updated_at=now).where(
@@ -257,6 +264,22 @@ def schedule_retry(job_ids: Sequence[int], shipment_ids: Sequence[int], *, retry
             # Hold the claim through the wait, so sweeps do not poll these meanwhile.
             TrackingCache.update(claimed_until=retry_at + lease).where(
                 TrackingCache.id.in_(list(shipment_ids))).execute()
+
+
+def _log_failed_attempt(shipment_ids: Sequence[int], context: PollContext, error: str, now: datetime) -> None:
+    if not shipment_ids:
+        return
+    statuses_now = dict(TrackingCache.select(TrackingCache.id, TrackingCache.current_status)
+                        .where(TrackingCache.id.in_(list(shipment_ids))).tuples())
+    started_at = parse_iso(context.started_at) or now
+    TrackingUpdateLog.insert_many([
+        {"tracking_cache": sid, "update_type": context.trigger, "triggered_by": context.triggered_by,
+         "api_call_success": False, "api_response_time_ms": context.latency_ms,
+         "api_status_code": context.http_status, "api_error_message": _clip(error), "status_changed": False,
+         "previous_status": statuses_now.get(sid), "new_status": statuses_now.get(sid), "events_added": 0,
+         "started_at": started_at, "completed_at": now}
+        for sid in shipment_ids if sid in statuses_now
+    ]).execute()
 
 
 def fail_jobs(job_ids: Sequence[int], error: str, now: datetime) -> None:
@@ -335,7 +358,8 @@ def _finish_jobs(job_ids: Sequence[int], writes: Sequence[_RowWrite], now: datet
     failed_ids = [w.row.id for w in writes if w.is_failure]
     jobs = TrackingJob.id.in_(list(job_ids))
     completed = jobs if not failed_ids else jobs & TrackingJob.tracking_cache.not_in(failed_ids)
-    TrackingJob.update(status=models.JOB_COMPLETED, updated_at=now, completed_at=now).where(completed).execute()
+    TrackingJob.update(status=models.JOB_COMPLETED, last_error=None, updated_at=now,
+                       completed_at=now).where(completed).execute()
     if failed_ids:
         errors = "; ".join(sorted({w.log["api_error_message"] or "failed" for w in writes if w.is_failure}))
         TrackingJob.update(status=models.JOB_FAILED, last_error=_clip(errors), updated_at=now,
