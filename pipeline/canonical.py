@@ -145,12 +145,16 @@ class BulkResult:
     updates: tuple[TrackingUpdate, ...] = ()
     failures: tuple[ItemFailure, ...] = ()
     message: str | None = None
+    # The courier's own item (decoded JSON, unchanged) for each requested tracking number it
+    # answered about, so the shipment can keep what the courier really said.
+    raw_items: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "updates": [u.to_dict() for u in self.updates],
             "failures": [f.to_dict() for f in self.failures],
             "message": self.message,
+            "raw_items": dict(self.raw_items),
         }
 
     @classmethod
@@ -159,6 +163,7 @@ class BulkResult:
             updates=tuple(TrackingUpdate.from_dict(u) for u in data.get("updates") or ()),
             failures=tuple(ItemFailure.from_dict(f) for f in data.get("failures") or ()),
             message=data.get("message"),
+            raw_items=dict(data.get("raw_items") or {}),
         )
 
 

@@ -37,18 +37,21 @@ class ItemChange:
     update: TrackingUpdate | None = None
     response_hash: str | None = None
     error: str | None = None
+    # The courier's own item for this number in a polled response (kept as last_api_response).
+    raw_response: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"tracking_number": self.tracking_number, "kind": self.kind,
                 "update": self.update.to_dict() if self.update else None,
-                "response_hash": self.response_hash, "error": self.error}
+                "response_hash": self.response_hash, "error": self.error, "raw_response": self.raw_response}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ItemChange:
         update = data.get("update")
         return cls(tracking_number=data["tracking_number"], kind=data["kind"],
                    update=TrackingUpdate.from_dict(update) if update else None,
-                   response_hash=data.get("response_hash"), error=data.get("error"))
+                   response_hash=data.get("response_hash"), error=data.get("error"),
+                   raw_response=data.get("raw_response"))
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,9 @@ def changes_against(stored: Mapping[str, Sequence[TrackingCache]], result: BulkR
             continue
         combined = combine_updates(updates)
         digest = response_hash(combined)
+        raw = result.raw_items.get(number) if is_poll else None
         if is_poll and all(row.api_response_hash == digest for row in rows):
-            items.append(ItemChange(tracking_number=number, kind=UNCHANGED, response_hash=digest))
+            items.append(ItemChange(tracking_number=number, kind=UNCHANGED, response_hash=digest, raw_response=raw))
             continue
         held = [{e["fingerprint"]: e for e in (row.tracking_events or ())} for row in rows]
         fresh = tuple(e for e in combined.events if any(h.get(e.fingerprint) != e.to_dict() for h in held))
@@ -166,14 +170,15 @@ def changes_against(stored: Mapping[str, Sequence[TrackingCache]], result: BulkR
         if not has_news and not is_poll:
             items.append(ItemChange(tracking_number=number, kind=UNCHANGED))
             continue
-        items.append(ItemChange(tracking_number=number, kind=UPDATE,
-                                update=replace(combined, events=fresh), response_hash=digest if is_poll else None))
+        items.append(ItemChange(tracking_number=number, kind=UPDATE, update=replace(combined, events=fresh),
+                                response_hash=digest if is_poll else None, raw_response=raw))
     for failure in result.failures:
         if failure.tracking_number not in stored:
             continue
         kind = NOT_FOUND if failure.kind == "not_found" else FAILED
         items.append(ItemChange(tracking_number=failure.tracking_number, kind=kind,
-                                error=f"{failure.kind}: {failure.reason}"))
+                                error=f"{failure.kind}: {failure.reason}",
+                                raw_response=result.raw_items.get(failure.tracking_number) if is_poll else None))
     return items
 
 
@@ -404,8 +409,9 @@ def _apply(row: TrackingCache, item: ItemChange, context: PollContext, *, now: d
             log.update(api_error_message=_clip(item.error or "not found at the courier"))
         if context.is_poll:
             row.consecutive_failures = 0
+    if context.is_poll and item.raw_response is not None:
+        row.last_api_response = item.raw_response  # what the courier said, as it said it
     if context.is_poll and item.update is not None:
-        row.last_api_response = item.update.to_dict()
         row.api_response_hash = item.response_hash
     if not is_failure:
         row.last_api_update = now

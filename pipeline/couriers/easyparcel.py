@@ -433,9 +433,11 @@ class EasyParcel(Courier):
         body = _object(_load_json(response.body), "body")
         if self.api == "open":
             found, failed, message = self._read_open_results(body)
+            items = _raw_items(body.get("data"), "results", "awb_number")
         else:
             found, failed, message = self._read_legacy_results(body)
-        return _bulk_result(self.name, requested, found, failed, message)
+            items = _raw_items(body, "result", "awb")
+        return _bulk_result(self.name, requested, found, failed, message, items)
 
     def _read_open_results(self, body: Mapping[str, Any]
                            ) -> tuple[dict[str, list[TrackingEvent]], dict[str, ItemFailure], str | None]:
@@ -608,8 +610,21 @@ def _sorted_events(events: Sequence[TrackingEvent]) -> tuple[TrackingEvent, ...]
     return tuple(sorted(unique, key=lambda e: (e.time, e.raw_code or "", e.raw_text, e.location or "")))
 
 
+def _raw_items(container: Any, list_key: str, number_key: str) -> dict[str, Any]:
+    """The courier's items by tracking number as they came (an already validated body; the first
+    item wins when a number repeats), e.g. data.results[i] of openapi_tracking_response_delivered.json."""
+    entries = container.get(list_key) if isinstance(container, Mapping) else None
+    values = entries.values() if isinstance(entries, Mapping) else entries if isinstance(entries, list) else ()
+    items: dict[str, Any] = {}
+    for item in values:
+        if isinstance(item, Mapping) and isinstance(item.get(number_key), (str, int)):
+            items.setdefault(str(item[number_key]).strip().casefold(), item)
+    return items
+
+
 def _bulk_result(courier: str, requested: Sequence[str], found: Mapping[str, list[TrackingEvent]],
-                 failed: Mapping[str, ItemFailure], message: str | None) -> BulkResult:
+                 failed: Mapping[str, ItemFailure], message: str | None,
+                 raw_by_key: Mapping[str, Any] | None = None) -> BulkResult:
     """One update or failure per requested number, in request order; a number may be matched
     regardless of surrounding spaces and letter case."""
     def key(number: str) -> str:
@@ -632,7 +647,10 @@ def _bulk_result(courier: str, requested: Sequence[str], found: Mapping[str, lis
             # openapi_tracking_response_partial_item_omitted.json: 3 requested, "1 request error",
             # only 2 results and no entry for the third.
             failures.append(ItemFailure(number, "absent from the courier's response", "missing"))
-    return BulkResult(updates=tuple(updates), failures=tuple(failures), message=message)
+    raw_by_key = raw_by_key or {}
+    raw_items = {number: raw_by_key[key(number)] for number in dict.fromkeys(n.strip() for n in requested)
+                 if key(number) in raw_by_key}
+    return BulkResult(updates=tuple(updates), failures=tuple(failures), message=message, raw_items=raw_items)
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -90,8 +90,10 @@ class FakeCourier(Courier):
             message = body.get("message")
             found: dict[str, TrackingUpdate] = {}
             failed: dict[str, ItemFailure] = {}
+            raw_items: dict[str, Any] = {}
             for item in results:
                 number = item["tracking_number"]
+                raw_items.setdefault(number, item)
                 if item["status"] == "found":
                     found[number] = TrackingUpdate.from_dict(item["update"])
                 else:
@@ -107,7 +109,8 @@ class FakeCourier(Courier):
                 failures.append(failed[number])
             else:
                 failures.append(ItemFailure(number, "absent from the courier's response", "missing"))
-        return BulkResult(updates=tuple(updates), failures=tuple(failures), message=message)
+        return BulkResult(updates=tuple(updates), failures=tuple(failures), message=message,
+                          raw_items={n: raw_items[n] for n in dict.fromkeys(requested) if n in raw_items})
 
     def parse_webhook(self, body: bytes | str) -> WebhookMessage:
         """The updates of a fake webhook (see `webhook_body`).

@@ -102,3 +102,23 @@ def test_legacy_parcel_status_answers_are_not_tracking_responses(legacy, name):
     # EPTrackingBulk: reading it as tracking would invent data, so it is refused by path.
     with pytest.raises(CourierPayloadError, match=r"body\.result\[0\]\.awb"):
         legacy.parse_tracking_response(response(name), ["TP559069090784186SG"])
+
+
+def test_each_requested_number_keeps_the_couriers_own_item_found_or_not(open_api):
+    import json
+
+    numbers = ["631888951038", "631884685186", "631883534770", "631882123456", "000000000000"]
+    result = open_api.parse_tracking_response(response("openapi_tracking_2026-01_two_not_found.json"), numbers)
+
+    items = json.loads(more("openapi_tracking_2026-01_two_not_found.json"))["data"]["results"]
+    assert result.raw_items == {item["awb_number"]: item for item in items}
+    assert "000000000000" not in result.raw_items  # the courier said nothing about it
+
+
+def test_legacy_items_are_kept_as_the_courier_sent_them(legacy):
+    import json
+
+    body = load_fixture("easyparcel", "legacy_eptrackingbulk_response_in_transit.json")
+    [item] = json.loads(body)["result"]
+    result = legacy.parse_tracking_response(HttpResponse(200, {}, body.encode()), [item["awb"]])
+    assert result.raw_items == {item["awb"]: item}
