@@ -338,6 +338,10 @@ class Settings:
     enable_debug: bool = _setting("TRACKING_ENABLE_DEBUG", _boolean, "false",
                                   "Verbose diagnostics (never enable in production).")
     log_level: str = _setting("TRACKING_LOG_LEVEL", _log_level, "info", "Log level.")
+    # Test couriers: the scripted courier `fake` exists only where this says so.
+    enable_test_couriers: bool = _setting("TRACKING_ENABLE_TEST_COURIERS", _boolean, "false",
+                                          "Accept the test courier 'fake' (registrations, webhooks): tests and "
+                                          "trackcache dev only, never in production.")
     # Storage and broker.
     database_url: str = _setting("DATABASE_URL", _database_url, DEFAULT_DATABASE_URL,
                                  "Database; SQLite file (embedded) or PostgreSQL (production).")
@@ -472,6 +476,8 @@ class Settings:
             problems.append("SQLite cannot be shared by several worker processes: set DATABASE_URL to PostgreSQL")
         if self.enable_debug:
             problems.append("TRACKING_ENABLE_DEBUG is on")
+        if self.enable_test_couriers:
+            problems.append("TRACKING_ENABLE_TEST_COURIERS is on: the test courier 'fake' would be accepted")
         return problems
 
 

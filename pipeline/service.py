@@ -37,9 +37,9 @@ class RegistrationResult:
 
 def enabled_couriers() -> list[str]:
     """Couriers a shipment may be registered with."""
-    from pipeline.couriers import courier_names
+    from pipeline.couriers import available_couriers
 
-    return [name for name in courier_names() if name != "fake" or runtime.current().client_factory is not None]
+    return available_couriers(runtime.current().config)
 
 
 # --- registration --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 and services (PostgreSQL, Redis) are found or, under CI=true, demanded."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -31,8 +32,10 @@ import pytest  # noqa: E402
 import settings  # noqa: E402
 from services import drop_database, recreate_database, redis_test_url, require_service  # noqa: E402
 
-# A developer's .env is not read in tests: the values above are the whole configuration.
-settings.use(settings.load(dotenv_path=None))
+# A developer's .env is not read in tests: the values above are the whole configuration. The test
+# courier is on for this process only, not in os.environ: production processes the tests start
+# must refuse it like a real deployment would.
+settings.use(dataclasses.replace(settings.load(dotenv_path=None), enable_test_couriers=True))
 
 
 

@@ -135,12 +135,12 @@ async def easyparcel_webhook(request: Request) -> Response:
 
 
 async def signed_webhook(request: Request) -> Response:
-    from pipeline.couriers import courier_names
+    from pipeline.couriers import available_couriers
 
     courier = request.path_params["courier"]
-    if courier not in courier_names():
-        raise ApiError(404, "unknown_courier", f"no courier is registered as {courier!r}")
     config = runtime.current().config
+    if courier not in available_couriers(config):
+        raise ApiError(404, "unknown_courier", f"no courier is registered as {courier!r}")
     raw = await read_body(request, config.webhook_max_bytes)
     problem = webhook_signature_problem(config.webhook_secret.reveal(), request.headers.get("x-trackcache-timestamp"),
                                         request.headers.get("x-trackcache-signature"), raw, now=time.time())

@@ -44,9 +44,19 @@ COURIERS: dict[str, CourierEntry] = {
 }
 
 
+# Couriers meant for tests: available only when TRACKING_ENABLE_TEST_COURIERS is on.
+TEST_COURIERS = frozenset({"fake"})
+
+
 def courier_names() -> list[str]:
     """Names of the registered couriers, sorted."""
     return sorted(COURIERS)
+
+
+def available_couriers(config: Settings) -> list[str]:
+    """Couriers these settings accept (registrations, webhooks): every registered one except the
+    test couriers, which need TRACKING_ENABLE_TEST_COURIERS."""
+    return [name for name in courier_names() if name not in TEST_COURIERS or config.enable_test_couriers]
 
 
 def _entry(name: str) -> CourierEntry:
