@@ -25,6 +25,14 @@ def iso_utc(moment: datetime | None) -> str | None:
     return text
 
 
+def iso_utc_seconds(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC to the whole second with a Z (`2026-11-24T09:10:56Z`), or None: the one
+    format every answer, cached document and page shows. Stored values keep their full precision."""
+    if moment is None:
+        return None
+    return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_iso(text: str | None) -> datetime | None:
     """Inverse of `iso_utc`."""
     if not text:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pipeline import status as statuses
-from pipeline.canonical import iso_utc, parse_iso
+from pipeline.canonical import iso_utc_seconds, parse_iso
 
 GUEST, CUSTOMER = "guest", "customer"
 
@@ -125,8 +125,8 @@ def public_description(text: str | None, status: str | None) -> str:
 # --- times -----------------------------------------------------------------------------------------
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z (None stays None)."""
-    return iso_utc(moment)
+    """ISO 8601 UTC to the second with a Z, the one format of every answer (None stays None)."""
+    return iso_utc_seconds(moment)
 
 
 def _is_never(moment: datetime | None) -> bool:
@@ -232,7 +232,8 @@ def admin_order_view(order: Mapping[str, Any], shipments: Sequence[Mapping[str, 
     shaped = []
     for row in shipments:
         item = dict(jsonable(row))
-        item["events"] = [dict(e) for e in newest_first(row.get("tracking_events") or ())]
+        item["events"] = [{**e, "time": iso(parse_iso(e.get("time")))}
+                          for e in newest_first(row.get("tracking_events") or ())]
         item.pop("tracking_events", None)
         item["status_label"] = statuses.label_of(row["current_status"])
         item["data_age_seconds"] = data_age_seconds(row.get("last_api_update"), now)
