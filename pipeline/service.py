@@ -138,12 +138,56 @@ def request_refresh(shipment_ids: Sequence[int], *, lane: Lane = lanes.MANUAL, t
                          triggered_by=triggered_by, batch_id=batch_id, now=now)
 
 
-def refresh_order(order_id: str, *, triggered_by: str) -> list[int] | None:
-    """Manual refresh of every shipment of an order; None if the order is unknown."""
+# What a refresh did for one order id (or one order): queued, unknown, final (not polled) or
+# over budget.
+QUEUED, UNKNOWN, FINAL, OVER_BUDGET = "queued", "unknown", "final", "over_budget"
+
+
+@dataclass(frozen=True)
+class OrderRefresh:
+    order_id: str
+    outcome: str  # queued | unknown | final | over_budget
+    queued: int = 0
+    final: int = 0
+    over_budget: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "outcome": self.outcome, "queued": self.queued, "final": self.final,
+                "over_budget": self.over_budget}
+
+
+def order_outcome(*, is_known: bool, queued: int, final: int, over_budget: int) -> str:
+    """One word for what a refresh did to an order: queued when any of its shipments was, else
+    over budget when any did not fit, else final (nothing to poll); unknown when no such order."""
+    if not is_known:
+        return UNKNOWN
+    if queued:
+        return QUEUED
+    if over_budget:
+        return OVER_BUDGET
+    return FINAL
+
+
+@dataclass(frozen=True)
+class OrderRefreshResult:
+    job_ids: list[int]
+    skipped_final: int
+
+    @property
+    def outcome(self) -> str:
+        return order_outcome(is_known=True, queued=len(self.job_ids), final=self.skipped_final, over_budget=0)
+
+
+def refresh_order(order_id: str, *, triggered_by: str, force: bool = False) -> OrderRefreshResult | None:
+    """Manual refresh of an order's shipments; final ones (delivered, returned, ...) are not
+    polled unless `force`. None if the order is unknown."""
     if Order.get_or_none(Order.id == order_id) is None:
         return None
-    ids = [row.id for row in TrackingCache.select(TrackingCache.id).where(TrackingCache.order == order_id)]
-    return request_refresh(ids, lane=lanes.MANUAL, triggered_by=triggered_by)
+    rows = list(TrackingCache.select(TrackingCache.id, TrackingCache.current_status)
+                .where(TrackingCache.order == order_id))
+    chosen = [row.id for row in rows if force or not statuses.is_final(row.current_status)]
+    job_ids = request_refresh(chosen, lane=lanes.MANUAL, triggered_by=triggered_by) if chosen else []
+    return OrderRefreshResult(job_ids=job_ids, skipped_final=len(rows) - len(chosen))
 
 
 @dataclass(frozen=True)
@@ -151,30 +195,54 @@ class BulkRefresh:
     batch_id: str
     count: int
     skipped_over_budget: int
+    skipped_final: int = 0
+    orders: tuple[OrderRefresh, ...] | None = None  # per order id, when the selection named ids
 
 
 def bulk_refresh(*, order_ids: Sequence[str] | None = None, status: str | None = None, all_active: bool = False,
-                 triggered_by: str) -> BulkRefresh:
+                 triggered_by: str, force: bool = False) -> BulkRefresh:
     """Refresh many shipments behind manual refreshes and within the scheduled share of today's
     budget (the reserve for single manual refreshes is never used); what does not fit is skipped
-    and reported."""
+    and reported, final shipments are skipped unless `force`, and named order ids each get their
+    outcome."""
     rt = runtime.current()
-    query = TrackingCache.select(TrackingCache.id).where(TrackingCache.is_active == True)  # noqa: E712
+    query = TrackingCache.select(TrackingCache.id, TrackingCache.order, TrackingCache.current_status).where(
+        TrackingCache.is_active == True)  # noqa: E712
     if order_ids is not None:
         query = query.where(TrackingCache.order.in_(list(order_ids)))
     if status is not None:
         query = query.where(TrackingCache.current_status == status)
     if order_ids is None and status is None and not all_active:
         raise ValueError("say which shipments: order ids, a status, or all active")
-    if status is None:
-        query = query.where(TrackingCache.current_status.not_in(sorted(statuses.FINAL_STATUSES)))
-    ids = [row.id for row in query.order_by(TrackingCache.next_update_due)]
+    rows = list(query.order_by(TrackingCache.next_update_due))
+    pollable = [row for row in rows if force or not statuses.is_final(row.current_status)]
     calls_left = rt.budget().remaining(rt.today(), is_manual=False)
     fits = calls_left * rt.config.job_batch_size
     batch_id = uuid.uuid4().hex
-    chosen = ids[:fits]
-    request_refresh(chosen, lane=lanes.BULK, triggered_by=triggered_by, batch_id=batch_id)
-    return BulkRefresh(batch_id=batch_id, count=len(chosen), skipped_over_budget=len(ids) - len(chosen))
+    chosen, over = pollable[:fits], pollable[fits:]
+    request_refresh([row.id for row in chosen], lane=lanes.BULK, triggered_by=triggered_by, batch_id=batch_id)
+    orders = None
+    if order_ids is not None:
+        known = {row.id for row in Order.select(Order.id).where(Order.id.in_(list(order_ids)))}
+        tally: dict[str, dict[str, int]] = {}
+        for label, group in ((QUEUED, chosen), (OVER_BUDGET, over)):
+            for row in group:
+                tally.setdefault(row.order_id, {}).setdefault(label, 0)
+                tally[row.order_id][label] += 1
+        for row in rows:
+            if not (force or not statuses.is_final(row.current_status)):
+                tally.setdefault(row.order_id, {}).setdefault(FINAL, 0)
+                tally[row.order_id][FINAL] += 1
+        orders = tuple(
+            OrderRefresh(order_id, order_outcome(is_known=order_id in known, **_counts(tally.get(order_id, {}))),
+                         **_counts(tally.get(order_id, {})))
+            for order_id in dict.fromkeys(order_ids))
+    return BulkRefresh(batch_id=batch_id, count=len(chosen), skipped_over_budget=len(over),
+                       skipped_final=len(rows) - len(pollable), orders=orders)
+
+
+def _counts(tally: dict[str, int]) -> dict[str, int]:
+    return {"queued": tally.get(QUEUED, 0), "final": tally.get(FINAL, 0), "over_budget": tally.get(OVER_BUDGET, 0)}
 
 
 def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered_by: str, batch_id: str | None,

@@ -123,22 +123,42 @@ async def get_order(request: Request) -> Response:
 
 # --- refreshes -----------------------------------------------------------------------------------
 
-def refresh_one(staff: Staff, request: Request, order_id: str) -> list[int] | None:
+def refresh_one(staff: Staff, request: Request, order_id: str, *, force: bool = False) -> dict[str, Any] | None:
+    """A manual refresh of an order, audited; what it did (None for an unknown order)."""
     from pipeline import service
 
-    job_ids = service.refresh_order(order_id, triggered_by=staff.actor)
-    audit(staff, request, "order.refresh", order_id, {"job_ids": job_ids, "found": job_ids is not None})
-    return job_ids
+    result = service.refresh_order(order_id, triggered_by=staff.actor, force=force)
+    audit(staff, request, "order.refresh", order_id, {
+        "job_ids": None if result is None else result.job_ids, "found": result is not None,
+        "skipped_final": None if result is None else result.skipped_final, "force": force})
+    if result is None:
+        return None
+    return {"order_id": order_id, "job_ids": result.job_ids, "count": len(result.job_ids),
+            "skipped_final": result.skipped_final, "outcome": result.outcome}
+
+
+def parse_force(raw: str | None) -> bool:
+    """The `force` query parameter: true or false (absent: false).
+
+    Raises:
+        ApiError: 422 for any other value.
+    """
+    if raw is None or raw.lower() in ("false", "0"):
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    raise ApiError(422, "validation_failed", "force must be true or false", fields={"force": "must be true or false"})
 
 
 async def refresh_order(request: Request) -> Response:
     staff = require_staff(request)
     order_id = checked_order_id(request.path_params["order_id"])
-    job_ids = await call(refresh_one, staff, request, order_id)
-    if job_ids is None:
+    force = parse_force(request.query_params.get("force"))
+    body = await call(refresh_one, staff, request, order_id, force=force)
+    if body is None:
         raise ApiError(404, "not_found", f"no order {order_id}")
-    return JSONResponse({"order_id": order_id, "job_ids": job_ids, "count": len(job_ids)}, status_code=202,
-                        headers=NO_STORE)
+    # 202 when polls were queued; 200 when nothing needed one (every shipment is final).
+    return JSONResponse(body, status_code=202 if body["job_ids"] else 200, headers=NO_STORE)
 
 
 def parse_bulk_selection(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,6 +171,9 @@ def parse_bulk_selection(data: Mapping[str, Any]) -> dict[str, Any]:
     order_ids = data.get("order_ids")
     status = data.get("status")
     all_active = data.get("all_active", False)
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        fields["force"] = "must be true or false"
     if order_ids is not None:
         if (not isinstance(order_ids, list) or not order_ids or len(order_ids) > MAX_BULK_ORDER_IDS
                 or not all(isinstance(o, str) and ORDER_ID_PATTERN.match(o) for o in order_ids)):
@@ -163,18 +186,22 @@ def parse_bulk_selection(data: Mapping[str, Any]) -> dict[str, Any]:
         fields["order_ids"] = "give order_ids, a status, or all_active: true"
     if fields:
         raise ApiError(422, "validation_failed", "the bulk refresh selection is not valid", fields=fields)
-    return {"order_ids": order_ids, "status": status, "all_active": bool(all_active)}
+    return {"order_ids": order_ids, "status": status, "all_active": bool(all_active), "force": force}
 
 
 def refresh_many(staff: Staff, request: Request, selection: Mapping[str, Any]) -> dict[str, Any]:
     from pipeline import service
 
     result = service.bulk_refresh(order_ids=selection["order_ids"], status=selection["status"],
-                                  all_active=selection["all_active"], triggered_by=staff.actor)
-    body = {"batch_id": result.batch_id, "count": result.count, "skipped_over_budget": result.skipped_over_budget}
+                                  all_active=selection["all_active"], triggered_by=staff.actor,
+                                  force=selection.get("force", False))
+    body: dict[str, Any] = {"batch_id": result.batch_id, "count": result.count,
+                            "skipped_over_budget": result.skipped_over_budget, "skipped_final": result.skipped_final}
     audit(staff, request, "tracking.bulk_refresh", result.batch_id,
           {**body, "order_ids": len(selection["order_ids"] or ()), "status": selection["status"],
-           "all_active": selection["all_active"]})
+           "all_active": selection["all_active"], "force": selection.get("force", False)})
+    if result.orders is not None:
+        body["orders"] = [order.to_dict() for order in result.orders]
     return body
 
 

@@ -72,8 +72,8 @@ def refresh_shipment(staff: Staff, request: Any, shipment_id: int) -> dict[str, 
     return {"order_id": row.order_id, "tracking_number": row.courier_tracking_number, "job_ids": job_ids}
 
 
-def refresh_order(staff: Staff, request: Any, order_id: str) -> list[int] | None:
-    """A manual refresh of every shipment of an order (None for an unknown order)."""
+def refresh_order(staff: Staff, request: Any, order_id: str) -> dict[str, Any] | None:
+    """A manual refresh of an order's shipments that are not final (None for an unknown order)."""
     return admin.refresh_one(staff, request, order_id)
 
 

@@ -130,13 +130,31 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Which shipments to refresh: by order ids, by status, or every active one.",
         "properties": {"order_ids": {"type": "array", "items": ORDER_ID, "minItems": 1, "maxItems": 10000},
-                       "status": {"type": "string"}, "all_active": {"type": "boolean"}},
+                       "status": {"type": "string"}, "all_active": {"type": "boolean"},
+                       "force": {"type": "boolean",
+                                 "description": "Poll final shipments (delivered, returned, ...) too."}},
+    },
+    "OrderRefresh": {
+        "type": "object", "required": ["order_id", "outcome", "queued", "final", "over_budget"],
+        "description": "What a refresh did for one order id: shipments queued, final (not polled) and over "
+                       "budget; outcome unknown when no such order exists.",
+        "properties": {"order_id": {"type": "string"},
+                       "outcome": {"enum": ["queued", "unknown", "final", "over_budget"]},
+                       "queued": {"type": "integer"}, "final": {"type": "integer"},
+                       "over_budget": {"type": "integer"}},
     },
     "WebhookAnswer": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"enum": ["accepted", "duplicate"]}, "inbox_id": {"type": "integer"}},
     },
 }
+
+
+_ORDER_REFRESH = {"type": "object", "required": ["order_id", "job_ids", "count", "skipped_final", "outcome"],
+                  "properties": {"order_id": {"type": "string"},
+                                 "job_ids": {"type": "array", "items": {"type": "integer"}},
+                                 "count": {"type": "integer"}, "skipped_final": {"type": "integer"},
+                                 "outcome": {"enum": ["queued", "final"]}}}
 
 
 def document() -> dict[str, Any]:
@@ -217,18 +235,22 @@ def document() -> dict[str, Any]:
                 security=ADMIN, parameters=[_path_param("order_id", ORDER_ID, "The order id."), _IF_NONE_MATCH])},
             "/api/admin/tracking/refresh-order/{order_id}": {"post": _operation(
                 "refreshOrder", "Refresh an order's shipments now (manual lane)", "admin",
-                {"202": _json({"type": "object", "required": ["order_id", "job_ids"],
-                               "properties": {"order_id": {"type": "string"},
-                                              "job_ids": {"type": "array", "items": {"type": "integer"}},
-                                              "count": {"type": "integer"}}}, "Enqueued; the ledger job ids."),
+                {"202": _json(_ORDER_REFRESH, "Enqueued; the ledger job ids (final shipments are not polled)."),
+                 "200": _json(_ORDER_REFRESH, "Nothing enqueued: every shipment of the order is final."),
                  "404": _error("No such order."), "422": _VALIDATION, **_STAFF_ERRORS},
-                security=ADMIN, parameters=[_path_param("order_id", ORDER_ID, "The order id.")])},
+                security=ADMIN, parameters=[_path_param("order_id", ORDER_ID, "The order id."),
+                                            _query("force", {"type": "string", "enum": ["true", "false", "1", "0"]},
+                                                   "true: poll final shipments too.")])},
             "/api/admin/tracking/bulk-refresh": {"post": _operation(
                 "bulkRefresh", "Refresh many shipments within the scheduled share of the budget", "admin",
-                {"202": _json({"type": "object", "required": ["batch_id", "count", "skipped_over_budget"],
+                {"202": _json({"type": "object",
+                               "required": ["batch_id", "count", "skipped_over_budget", "skipped_final"],
                                "properties": {"batch_id": {"type": "string"}, "count": {"type": "integer"},
-                                              "skipped_over_budget": {"type": "integer"}}},
-                              "Enqueued; follow it with job-status?batch_id=."),
+                                              "skipped_over_budget": {"type": "integer"},
+                                              "skipped_final": {"type": "integer"},
+                                              "orders": {"type": "array", "items": _ref("OrderRefresh")}}},
+                              "Enqueued; follow it with job-status?batch_id=. `orders` (when order_ids were "
+                              "given) says per id: queued, unknown, final or over_budget."),
                  "400": _error("The body is not a JSON object."), "413": _error("The body is too large."),
                  "422": _VALIDATION, **_STAFF_ERRORS},
                 security=ADMIN, body=_ref("BulkRefresh"))},

@@ -462,14 +462,20 @@ async def admin_refresh_order(request: Request) -> Response:
         return checked
     staff, form = checked
     order_id = form.get("order_id", "").strip()
-    job_ids = None
+    result = None
     if ORDER_ID_PATTERN.match(order_id):
-        job_ids = await call(dashboard.refresh_order, staff, request, order_id)
-    if job_ids is None:
+        result = await call(dashboard.refresh_order, staff, request, order_id)
+    if result is None:
         request.session["flash"] = f"There is no order {order_id}."
         return back_to(form)
+    job_ids, final = result["job_ids"], result["skipped_final"]
+    if not job_ids:
+        request.session["flash"] = (f"Order {order_id} was not refreshed: its shipments are final "
+                                    "(delivered, returned, cancelled or expired).")
+        return back_to(form)
     remember_action(request, {"label": f"Refresh of order {order_id}", "job_ids": job_ids},
-                    f"Refresh of order {order_id} queued ({plural(len(job_ids), 'job')}).")
+                    f"Refresh of order {order_id} queued ({plural(len(job_ids), 'job')})"
+                    + (f"; {plural(final, 'final shipment')} not polled." if final else "."))
     return back_to(form)
 
 
@@ -484,7 +490,11 @@ async def admin_bulk_refresh(request: Request) -> Response:
         return back_to(form)
     result = await call(dashboard.bulk_refresh, staff, request, status)
     label = statuses.label_of(status)
-    skipped = result["skipped_over_budget"]
+    skipped, final = result["skipped_over_budget"], result["skipped_final"]
+    if final and not result["count"]:
+        request.session["flash"] = (f"Nothing refreshed: “{label}” is final, and "
+                                    f"{plural(final, 'shipment')} in it need no polling.")
+        return back_to(form)
     remember_action(request, {"label": f"Bulk refresh: {label}", "batch_id": result["batch_id"]},
                     f"Bulk refresh of {plural(result['count'], 'shipment')} in “{label}” queued"
                     + (f"; {skipped} skipped, over today's budget." if skipped else "."))
