@@ -72,7 +72,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import migrations
 
     config = load_settings()
-    configure_logging(config.log_level)
+    configure_logging(config.effective_log_level)
     db = connect_database(config)
     if args.check:
         missing = migrations.pending(db)
@@ -150,11 +150,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = load_settings()
-    configure_logging(config.log_level)
+    configure_logging(config.effective_log_level)
     require_production(config, "serve")
     require_current_schema(config)
     uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=config.log_level, proxy_headers=args.proxy_headers, access_log=args.access_log)
+                log_level=config.effective_log_level, proxy_headers=args.proxy_headers, access_log=args.access_log)
     return 0
 
 
@@ -185,7 +185,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
 
     config = load_settings()
-    configure_logging(config.log_level)
+    configure_logging(config.effective_log_level)
     require_production(config, "scheduler")
     require_current_schema(config)
     from pipeline.coordination import RedisCoordination

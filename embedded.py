@@ -168,7 +168,7 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
     from pipeline import boot, scheduler, service
     from sim.server import SimulatorConfig, SimulatorServer
 
-    logging.basicConfig(level=getattr(logging, config.log_level.upper()),
+    logging.basicConfig(level=getattr(logging, config.effective_log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     require_free_port(options.host, options.port, "web app", "--port")
     require_free_port(options.host, options.sim_port, "courier simulator", "--sim-port")

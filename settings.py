@@ -336,7 +336,8 @@ class Settings:
                                    "Days to keep finished shipments active, logs, ledger rows and inbox rows.")
     # Diagnostics.
     enable_debug: bool = _setting("TRACKING_ENABLE_DEBUG", _boolean, "false",
-                                  "Verbose diagnostics (never enable in production).")
+                                  "Verbose diagnostics: debug-level logs in every process, SQL statements "
+                                  "included (overrides TRACKING_LOG_LEVEL; never enable in production).")
     log_level: str = _setting("TRACKING_LOG_LEVEL", _log_level, "info", "Log level.")
     # Test couriers: the scripted courier `fake` exists only where this says so.
     enable_test_couriers: bool = _setting("TRACKING_ENABLE_TEST_COURIERS", _boolean, "false",
@@ -447,6 +448,11 @@ class Settings:
             return f"*/{minutes} * * * *"
         hours = round(minutes / 60)
         return "0 0 * * *" if hours >= 24 else f"0 */{hours} * * *"
+
+    @property
+    def effective_log_level(self) -> str:
+        """The log level processes use: debug when TRACKING_ENABLE_DEBUG is on, else TRACKING_LOG_LEVEL."""
+        return "debug" if self.enable_debug else self.log_level
 
     @property
     def api_timeout_seconds(self) -> float:

@@ -8,6 +8,8 @@ import logging
 import settings
 from pipeline import boot
 
+# Dramatiq configured this process's logging (INFO, or DEBUG with -v); the settings decide.
+logging.getLogger().setLevel(settings.get().effective_log_level.upper())
 logging.getLogger(__name__).debug("booting a worker process")
 booted = boot.boot(settings.get(), with_prometheus=settings.get().worker_metrics_port > 0)
 broker = booted.broker

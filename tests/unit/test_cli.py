@@ -116,3 +116,13 @@ def test_bad_options_are_one_line_usage_errors(tmp_path):
     result = run_cli("dev", "--port", "99999", cwd=tmp_path)
     assert result.returncode == 2
     assert "must be a port from 1 to 65535" in result.stderr
+
+
+def test_enable_debug_turns_on_debug_logs_whatever_the_log_level(tmp_path):
+    # TRACKING_ENABLE_DEBUG's "verbose diagnostics": debug-level logs (every SQL statement, for one)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'debug.db'}", "TRACKING_LOG_LEVEL": "warning"}
+    quiet = run_cli("migrate", env=env, cwd=tmp_path)
+    verbose = run_cli("migrate", env={**env, "TRACKING_ENABLE_DEBUG": "true"}, cwd=tmp_path)
+    assert quiet.returncode == verbose.returncode == 0, verbose.stderr
+    assert " DEBUG " not in quiet.stderr
+    assert " DEBUG peewee: (" in verbose.stderr
