@@ -174,10 +174,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise CommandError(f"unknown lane(s) {', '.join(unknown)}; lanes: {', '.join(LANES)}", EXIT_USAGE)
         argv += ["--queues", *(LANES[name].queue_name for name in args.queues)]
     if config.worker_metrics_port:
-        os.environ["dramatiq_prom_port"] = str(config.worker_metrics_port)
+        os.environ.update(worker_metrics_environment(config.worker_metrics_port))
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover (execv does not return)
+
+
+def worker_metrics_environment(port: int) -> dict[str, str]:
+    """Environment for the worker processes' Prometheus exporter (Dramatiq's middleware) on `port`.
+
+    Every worker process counts into files of one directory (prometheus_client's multiprocess mode,
+    which must be on before the first import of prometheus_client in those processes), and the
+    exporter sums them: Dramatiq's figures and the pipeline's own counters. The directory is
+    emptied first, so counts of a previous run are not added in.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    directory = Path(tempfile.gettempdir()) / f"trackcache-worker-metrics-{port}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return {"dramatiq_prom_port": str(port), "dramatiq_prom_db": str(directory),
+            "PROMETHEUS_MULTIPROC_DIR": str(directory)}
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

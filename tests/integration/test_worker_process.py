@@ -93,3 +93,40 @@ def test_a_worker_killed_mid_batch_loses_nothing(production, tmp_path):
         stop(second)
     assert TrackingCache.select().where(TrackingCache.claimed_until.is_null(False)).count() == 0
     print(f"\nkilled with {running} jobs running and {done_at_kill}/60 done; the restarted worker finished the rest")
+
+
+def test_worker_metrics_are_reachable_on_the_configured_port_and_count_the_pipeline(production, tmp_path):
+    import re
+    import urllib.request
+
+    from pipeline import service
+    from pipeline.registration import ShipmentRegistration
+    from processes import free_port
+
+    config, sim = production
+    # given a worker with TRACKING_WORKER_METRICS_PORT set and shipments to poll
+    service.register_many([(ShipmentRegistration(f"MET-{i}", "m@example.com", f"EPDEL{i:05d}", "easyparcel"), None)
+                           for i in range(5)])
+    port = free_port()
+    env = process_env(config.database_url, config.redis_url, sim.url, TRACKING_WORKER_METRICS_PORT=str(port),
+                      TRACKING_JOB_BATCH_SIZE="5")
+    log = tmp_path / "metrics-worker.log"
+    worker = start_cli(env, log, "worker", "--processes", "2", "--threads", "2")
+    try:
+        # when the sweep polls them through the worker
+        assert service.run_poll_sweep() == 5
+        wait_until(lambda: TrackingCache.select().where(TrackingCache.current_status == "delivered").count() == 5,
+                   timeout=60, what=f"the polls (log: {log})")
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                return answer.read().decode()
+
+        # then the worker's exporter answers with Dramatiq's figures and the pipeline's counters
+        text = wait_until(lambda: (t := scrape()) and "trackcache_updates_persisted_total{" in t and t,
+                          timeout=30, what=f"the pipeline counters on the worker exporter (log: {log})")
+    finally:
+        stop(worker)
+    persisted = re.search(r'^trackcache_updates_persisted_total\{trigger="scheduled"\} (\S+)$', text, re.M)
+    assert persisted and float(persisted.group(1)) == 5.0, text
+    assert re.search(r'^dramatiq_messages_total\{actor_name="persist_scheduled"', text, re.M), text
