@@ -274,8 +274,8 @@ def schedule_retry(job_ids: Sequence[int], shipment_ids: Sequence[int], *, retry
 def _log_failed_attempt(shipment_ids: Sequence[int], context: PollContext, error: str, now: datetime) -> None:
     if not shipment_ids:
         return
-    statuses_now = dict(TrackingCache.select(TrackingCache.id, TrackingCache.current_status)
-                        .where(TrackingCache.id.in_(list(shipment_ids))).tuples())
+    statuses_now: dict[int, str] = {row.id: row.current_status for row in TrackingCache.select(
+        TrackingCache.id, TrackingCache.current_status).where(TrackingCache.id.in_(list(shipment_ids)))}
     started_at = parse_iso(context.started_at) or now
     TrackingUpdateLog.insert_many([
         {"tracking_cache": sid, "update_type": context.trigger, "triggered_by": context.triggered_by,
@@ -415,7 +415,7 @@ def _apply(row: TrackingCache, item: ItemChange, context: PollContext, *, now: d
         row.api_response_hash = item.response_hash
     if not is_failure:
         row.last_api_update = now
-    _reschedule(row, now=now, policy=policy, rng=rng)
+    _reschedule(row, now=now, policy=policy, rng=rng, is_webhook=not context.is_poll)
     if context.is_poll:
         row.claimed_until = None
     row.updated_at = now
@@ -436,10 +436,15 @@ def _write_state(row: TrackingCache, state: ShipmentState, *, now: datetime) -> 
     row.is_failed = state.status in FAILED_STATUSES
 
 
-def _reschedule(row: TrackingCache, *, now: datetime, policy: SchedulePolicy, rng: random.Random) -> None:
-    """Next poll time, polling frequency and the attention flag from the row's new state."""
+def _reschedule(row: TrackingCache, *, now: datetime, policy: SchedulePolicy, rng: random.Random,
+                is_webhook: bool = False) -> None:
+    """Next poll time, polling frequency and the attention flag from the row's new state.
+
+    A webhook pushes the next poll out by the status's own interval, never by the failure
+    backoff of earlier polls: if the courier's webhooks then stop, the shipment is polled again
+    within its status's interval (the failure count stays for the next poll's result)."""
     minutes = schedule.poll_interval_minutes(status=row.current_status, now=now,
-                                             consecutive_failures=row.consecutive_failures or 0,
+                                             consecutive_failures=0 if is_webhook else row.consecutive_failures or 0,
                                              estimated_delivery=row.estimated_delivery, policy=policy,
                                              jitter=rng.random())
     if minutes is None:

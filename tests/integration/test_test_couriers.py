@@ -3,9 +3,10 @@ the tests, or a developer's `trackcache dev`): elsewhere its webhook route is an
 it cannot be registered."""
 from __future__ import annotations
 
+from web_client import configured
+
 import settings
 from models import WebhookInbox
-from web_client import configured
 
 
 def test_without_the_setting_a_signed_fake_webhook_is_an_unknown_courier_and_nothing_is_stored(api):

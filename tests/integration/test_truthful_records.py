@@ -3,7 +3,7 @@ with the courier's HTTP status, the job ledger knows how many attempts a job may
 last one did, and `last_api_response` holds what the courier really said."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import models
 from models import TrackingCache, TrackingJob, TrackingUpdateLog
@@ -12,7 +12,7 @@ from pipeline import status as S
 from pipeline.canonical import TrackingEvent
 from pipeline.registration import ShipmentRegistration
 
-T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 JOURNEY = [
     TrackingEvent(time=T0, raw_text="Shipment information received", status=S.INFO_RECEIVED),
     TrackingEvent(time=T0 + timedelta(hours=3), raw_text="Parcel has been collected at Penang",
@@ -85,3 +85,40 @@ def test_last_api_response_is_the_couriers_own_item_for_the_shipment(stack):
     assert set(stored) == {"tracking_number", "status", "update"}
     assert (stored["tracking_number"], stored["status"]) == ("FKR003", "found")
     assert TrackingCache.get_by_id(second).last_api_response["tracking_number"] == "FKR004"
+
+
+def webhook(number: str, events: list[TrackingEvent], event_id: str) -> None:
+    import json as json_module
+
+    from models import WebhookInbox
+    from pipeline.canonical import TrackingUpdate
+    from pipeline.couriers.fake import webhook_body
+
+    body = webhook_body([TrackingUpdate(courier="fake", tracking_number=number, events=tuple(events))],
+                        event_id=event_id)
+    row = WebhookInbox.create(courier="fake", external_event_id=event_id, raw_body=body.decode())
+    service.enqueue_inbox("fake", [row.id])
+    assert json_module.loads(body)["event_id"] == event_id
+
+
+def test_a_shipment_whose_webhooks_stop_is_polled_within_its_status_interval(stack):
+    # given a shipment in transit (polled every 2 h) whose earlier polls failed twice
+    sid = register("ORD-R5", "FKR005")
+    stack.courier.script_journey("FKR005", JOURNEY)
+    service.request_refresh([sid])
+    stack.wait_for(lambda: TrackingCache.get_by_id(sid).api_response_hash, what="the first poll")
+    stack.settle()
+    TrackingCache.update(consecutive_failures=2).where(TrackingCache.id == sid).execute()
+    # when a webhook brings a new scan, and then the courier's webhooks stop
+    later = TrackingEvent(time=T0 + timedelta(hours=6), raw_text="Arrived at Kuala Lumpur hub",
+                          status=S.IN_TRANSIT)
+    webhook("FKR005", [later], "evt-r5")
+    stack.wait_for(lambda: len(TrackingCache.get_by_id(sid).tracking_events) == 3, what="the webhook's scan")
+    stack.settle()
+    received = datetime.now(UTC)
+    row = TrackingCache.get_by_id(sid)
+    # then the webhook pushed the next poll out, but no further than the in-transit interval
+    interval = timedelta(minutes=stack.config.in_transit_freq)
+    assert received + interval - timedelta(minutes=5) < row.next_update_due <= received + interval
+    # and a sweep one interval later polls it
+    assert service.run_poll_sweep(now=received + interval + timedelta(seconds=1)) == 1

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from fixture_files import load_fixture
+from stacks import build_stack
+from web_client import WEBHOOK_SECRET, Api, _client
 
 import models
 from models import WebhookInbox
-from stacks import build_stack
-from web_client import WEBHOOK_SECRET, Api, _client
 
 EASYPARCEL_URL = f"/api/webhooks/easyparcel/{WEBHOOK_SECRET}"
 

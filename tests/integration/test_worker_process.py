@@ -127,6 +127,6 @@ def test_worker_metrics_are_reachable_on_the_configured_port_and_count_the_pipel
                           timeout=30, what=f"the pipeline counters on the worker exporter (log: {log})")
     finally:
         stop(worker)
-    persisted = re.search(r'^trackcache_updates_persisted_total\{trigger="scheduled"\} (\S+)$', text, re.M)
+    persisted = re.search(r'^trackcache_updates_persisted_total\{trigger="scheduled"\} (\S+)$', text, re.MULTILINE)
     assert persisted and float(persisted.group(1)) == 5.0, text
-    assert re.search(r'^dramatiq_messages_total\{actor_name="persist_scheduled"', text, re.M), text
+    assert re.search(r'^dramatiq_messages_total\{actor_name="persist_scheduled"', text, re.MULTILINE), text
