@@ -122,3 +122,46 @@ def test_legacy_items_are_kept_as_the_courier_sent_them(legacy):
     [item] = json.loads(body)["result"]
     result = legacy.parse_tracking_response(HttpResponse(200, {}, body.encode()), [item["awb"]])
     assert result.raw_items == {item["awb"]: item}
+
+
+# --- more/near_identical: close to the main fixtures, each different in one way that matters -----
+
+def near(name: str) -> str:
+    return load_fixture("easyparcel", "more", "near_identical", name)
+
+
+def test_a_not_found_item_for_a_number_nobody_asked_for_is_ignored_and_the_omitted_ones_are_missing(open_api):
+    numbers = ["631888951038", "631884685186", "631883534779", "631882123456"]
+    body = near("openapi_tracking_2025-11_partial_unrequested_not_found.json").encode()
+    result = open_api.parse_tracking_response(HttpResponse(200, {}, body), numbers)
+
+    assert [u.tracking_number for u in result.updates] == numbers[:2]
+    assert result.failures == (ItemFailure("631883534779", "absent from the courier's response", "missing"),
+                               ItemFailure("631882123456", "absent from the courier's response", "missing"))
+    assert "683534779" not in result.raw_items and set(result.raw_items) == set(numbers[:2])
+
+
+def test_the_raw_tracking_webhook_doc_sample_is_not_json_and_says_so(open_api):
+    with pytest.raises(CourierPayloadError, match="JSON"):
+        open_api.parse_webhook(near("webhook_tracking_update_raw_doc_sample_invalid_json.json"))
+
+
+def test_an_awb_update_labelled_status_update_is_read_by_its_topic_and_ignored(open_api):
+    message = open_api.parse_webhook(near("webhook_awb_update_labelled_status_update_2025-06.json"))
+
+    assert (message.topic, message.event_id, message.updates) == ("shipment.awb.update", "webhook-test-uuid-123", ())
+    assert message.ignored_reason is not None
+
+
+def test_a_401_with_the_invalid_api_key_message_is_an_auth_error(open_api):
+    from pipeline.couriers.base import CourierAuthError
+
+    body = near("openapi_auth_error_invalid_api_key_2025-06.json").encode()
+    with pytest.raises(CourierAuthError, match="HTTP 401: Invalid API key"):
+        open_api.parse_tracking_response(HttpResponse(401, {}, body), ["631888951038"])
+
+
+def test_a_400_validation_failure_is_a_rejected_request_naming_the_errors(open_api):
+    body = near("openapi_validation_failed_2025-06.json").encode()
+    with pytest.raises(CourierRequestRejected, match="Validation failed; The service_id field is required"):
+        open_api.parse_tracking_response(HttpResponse(400, {}, body), ["631888951038"])
