@@ -101,6 +101,17 @@ def test_easyparcel_webhooks_are_accepted_once_and_bad_ones_refused(service):
     assert malformed.status_code == 400 and malformed.json()["error"] == "malformed_body"
 
 
+def test_production_accepts_no_test_courier_and_acknowledges_a_webhook_without_topic(service):
+    from fixture_files import load_fixture
+
+    api = service.api
+    fake = api.signed_webhook("fake", b'{"topic": "tracking", "event_id": "e2e-fake", "updates": []}')
+    assert fake.status_code == 404 and fake.json()["error"] == "unknown_courier"
+    created = api.easyparcel_webhook(load_fixture("easyparcel", "more", "webhook_shipment_created_no_topic.json")
+                                     .encode())
+    assert created.status_code == 200 and created.json()["status"] in ("accepted", "duplicate")
+
+
 def test_the_simulators_own_webhooks_bring_a_delivery(service):
     api = service.api
     number = "EPOFD0000500"
