@@ -116,3 +116,27 @@ def test_token_calls_are_recorded_but_never_spend_the_budget(simulated):
     assert store.count_tracking_calls_on(today) == 1
     assert service.usage_for_day(today)[0]["calls"] == 1
     assert stack.runtime.budget().used(today) == 1
+
+
+def test_http_500s_then_success_leave_every_attempt_and_the_couriers_own_item_on_record(simulated):
+    from models import TrackingUpdateLog
+
+    stack, sim = simulated
+    # given a courier that answers HTTP 500 twice
+    sid = register("SIM-REC", "EPDEL00020")
+    faults(sim, fail_next=2, error_status=500)
+    # when the shipment is refreshed and the third attempt succeeds
+    service.request_refresh([sid])
+    stack.wait_for(lambda: TrackingJob.get(TrackingJob.tracking_cache == sid).status == models.JOB_COMPLETED,
+                   timeout=30, what="the third attempt to complete the job")
+    # then each attempt has its update-log row with the courier's status code
+    logs = list(TrackingUpdateLog.select().where(TrackingUpdateLog.tracking_cache == sid).order_by(TrackingUpdateLog.id))
+    assert [(log.api_call_success, log.api_status_code) for log in logs] == [(False, 500), (False, 500), (True, 200)]
+    # and the ledger says 3 attempts of 4, the last one fine
+    job = TrackingJob.get(TrackingJob.tracking_cache == sid)
+    assert (job.attempts, job.max_attempts, job.last_error) == (3, 4, None)
+    # and last_api_response is the simulator's own item for the number, as EasyParcel shapes it
+    stored = TrackingCache.get_by_id(sid).last_api_response
+    assert stored["awb_number"] == "EPDEL00020" and stored["status"] == "success"
+    assert {"shipment_number", "latest_tracking_status", "status_log"} <= set(stored)
+    assert "fingerprint" not in str(stored)
