@@ -324,7 +324,8 @@ class Settings:
     daily_budget: int = _setting("TRACKING_DAILY_BUDGET", _positive_int, "1000",
                                  "Courier API calls allowed per day (UTC), across all workers.")
     worker_metrics_port: int = _setting("TRACKING_WORKER_METRICS_PORT", _non_negative_int, "0",
-                                        "Port of the workers' Prometheus exporter (Dramatiq's); 0 = off.")
+                                        "Port of each trackcache worker's Prometheus exporter (Dramatiq's figures and "
+                                        "the pipeline counters, at /metrics on every interface); 0 = off.")
     # Cache management.
     cache_ttl_hours: int = _setting("TRACKING_CACHE_TTL", _positive_int, "24",
                                     "Hours after which a customer read triggers a background refresh.")
