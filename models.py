@@ -245,8 +245,41 @@ class AuditLog(BaseModel):
         table_name = "audit_log"
 
 
+# --- integration API (issue 17): idempotency keys and the shipment changes feed ---------------
+
+class IdempotencyKey(BaseModel):
+    """The first answer to an admin POST sent with an `Idempotency-Key` header, replayed to
+    retries with the same key and body for 24 hours. `status_code` is null while in progress."""
+
+    actor = CharField(max_length=12)  # the token's fingerprint: keys are per token
+    idempotency_key = CharField(max_length=255)
+    request_hash = CharField(max_length=64)
+    status_code = IntegerField(null=True)
+    response_body = TextField(null=True)
+    content_type = CharField(null=True, max_length=128)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "idempotency_keys"
+        primary_key = peewee.CompositeKey("actor", "idempotency_key")
+
+
+class ShipmentChange(BaseModel):
+    """One change of one shipment, for `GET /api/admin/changes` (see pipeline/changes_feed.py)."""
+
+    id = BigAutoField()
+    txid = peewee.BigIntegerField()  # set by the database: the writing transaction's id (PostgreSQL)
+    shipment_id = IntegerField()
+    change = CharField(max_length=16)  # registered | tracking | corrected | stopped | erased
+    changed_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "shipment_changes"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily, AuditLog,
+    IdempotencyKey, ShipmentChange,
 )
 
 

@@ -260,6 +260,28 @@ def _text(raw: str) -> str:
 _text.expected = "a string"  # type: ignore[attr-defined]
 
 
+# --- integration API (issue 17) parsers -----------------------------------------------------
+
+def _jwt_secret(raw: str) -> Secret:
+    value = raw.strip()
+    if value and len(value.encode("utf-8")) < 32:
+        raise ValueError(_jwt_secret.expected)  # type: ignore[attr-defined]
+    return Secret(value)
+
+
+_jwt_secret.expected = "empty, or a secret of at least 32 bytes (HS256 needs a key as long as its hash)"  # type: ignore[attr-defined]
+
+
+def _file_path(raw: str) -> str:
+    value = raw.strip()
+    if value and not os.path.isfile(value):
+        raise ValueError(_file_path.expected)  # type: ignore[attr-defined]
+    return value
+
+
+_file_path.expected = "empty, or the path of an existing file"  # type: ignore[attr-defined]
+
+
 def _cron(raw: str) -> str:
     spec = " ".join(raw.split())
     parts = spec.split(" ")
@@ -406,6 +428,21 @@ class Settings:
                                        "Warning above this many webhooks failed or rejected in the last hour.")
     alert_cache_miss_percent: int = _setting("TRACKING_ALERT_CACHE_MISS_PERCENT", _percent, "50",
                                              "Warning above this read-cache miss rate (percent, last ten minutes).")
+    # Integration API (issue 17): standard customer tokens (JWT) and idempotency keys.
+    customer_jwt_secret: Secret = _setting("TRACKING_CUSTOMER_JWT_SECRET", _jwt_secret, "",
+                                           "Shared secret of HS256 customer JWTs (at least 32 bytes); empty = "
+                                           "HS256 JWTs are refused.", secret=True)
+    customer_jwks_file: str = _setting("TRACKING_CUSTOMER_JWKS_FILE", _file_path, "",
+                                       "JWKS file with the public keys of RS256/ES256 customer JWTs (read again "
+                                       "when it changes); empty = RS256/ES256 JWTs are refused.")
+    customer_jwt_audience: str = _setting("TRACKING_CUSTOMER_JWT_AUDIENCE", _text, "",
+                                          "If set, customer JWTs must carry this `aud`.")
+    customer_jwt_issuer: str = _setting("TRACKING_CUSTOMER_JWT_ISSUER", _text, "",
+                                        "If set, customer JWTs must carry this `iss`.")
+    customer_jwt_leeway: int = _setting("TRACKING_CUSTOMER_JWT_LEEWAY", _non_negative_int, "30",
+                                        "Seconds of clock skew allowed on a customer JWT's `exp`, `nbf` and `iat`.")
+    idempotency_hours: int = _setting("TRACKING_IDEMPOTENCY_HOURS", _positive_int, "24",
+                                      "Hours an admin POST's Idempotency-Key and its first answer are kept.")
     # Pages: the tracking page (/track) and the admin dashboard (/admin).
     session_secret: Secret = _setting("TRACKING_SESSION_SECRET", _secret, "",
                                       "Key that signs dashboard session cookies and tracking-page links; empty = "

@@ -13,7 +13,7 @@ import peewee
 
 import models
 from models import ApiUsageDaily, CourierApiCall, Order, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
-from pipeline import lanes, notifications, read_cache, runtime, store
+from pipeline import changes_feed, lanes, notifications, read_cache, runtime, store
 from pipeline import status as statuses
 from pipeline.lanes import Lane
 from pipeline.registration import ExistingOrder, ShipmentRegistration, registration_conflict
@@ -115,6 +115,8 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
                 if not result.shipment_id and result.outcome != CONFLICT else result
                 for (reg, _), result in zip(registrations, results)
             ]
+            changes_feed.record_shipment_changes(sorted(created_ids[key] for key in new_shipments if key in created_ids),
+                                                 changes_feed.REGISTERED, now)
     # New orders, orders with a new shipment and orders that gained a customer all read differently now.
     touched = set(new_orders) | set(adopted_customers) | {order_id for order_id, _ in new_shipments}
     read_cache.invalidate(rt.coordination, sorted(touched))

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import models
 from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
-from pipeline import schedule
+from pipeline import changes_feed, schedule
 from pipeline import status as statuses
 from pipeline.canonical import BulkResult, TrackingEvent, TrackingUpdate, iso_utc, parse_iso
 from pipeline.merge import ShipmentState, combine_updates, merge_updates
@@ -352,10 +352,19 @@ def persist_changes(courier: str, items: Sequence[ItemChange], context: PollCont
         if context.job_ids:
             _finish_jobs(context.job_ids, writes, now)
         mark_inbox(inbox_ids, models.INBOX_PROCESSED, now)
+        changes_feed.record_shipment_changes(shipment_ids_with_news(items, writes), changes_feed.TRACKING, now)
     return PersistReport(
         shipments_written=len(writes), events_added=events_added, status_changes=tuple(status_changes),
         order_ids=tuple(sorted({w.row.order_id for w in writes})), unmapped_codes=tuple(sorted(unmapped)),
     )
+
+
+def shipment_ids_with_news(items: Sequence[ItemChange], writes: Sequence[_RowWrite]) -> list[int]:
+    """The written shipments a changes-feed reader must hear about: those the courier told
+    something new (an update item), whose status changed, or that were newly flagged for attention."""
+    news = {item.tracking_number for item in items if item.kind == UPDATE}
+    return [w.row.id for w in writes if w.row.courier_tracking_number in news or w.log.get("status_changed")
+            or (w.is_failure and w.row.requires_attention)]
 
 
 def _finish_jobs(job_ids: Sequence[int], writes: Sequence[_RowWrite], now: datetime) -> None:

@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import settings as settings_module
-from web import admin, customer, health, internal, openapi, pages, webhooks
+from web import admin, admin_shipments, customer, health, internal, openapi, pages, webhooks
 from web.caching import ETags
 from web.errors import exception_handlers
+from web.idempotency import IdempotencyKeys
 from web.metrics import RequestMetrics
 from web.sessions import PageSessions
 
@@ -37,6 +38,7 @@ routes: list[BaseRoute] = [
     *customer.routes,
     *webhooks.routes,
     *admin.routes,
+    *admin_shipments.routes,
     *internal.routes,
     *health.routes,
     *pages.routes,
@@ -47,6 +49,7 @@ middleware = [
     Middleware(RequestMetrics),
     Middleware(ETags),
     Middleware(PageSessions),
+    Middleware(IdempotencyKeys),
 ]
 
 

@@ -1,15 +1,21 @@
 """Who is asking: admin and viewer bearer tokens (compared as SHA-256 digests in constant time),
-customer tokens signed by the shop (itsdangerous), the internal key and networks, and the
-webhook secret and signatures. The checks are plain functions; the `require_*` helpers apply
+customer tokens signed by the shop (standard JWTs: HS256, RS256, ES256; or the older itsdangerous
+form), the internal key and networks, and the webhook secret and signatures. The checks are plain functions; the `require_*` helpers apply
 them to a request and raise `ApiError` in the one error shape."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
+import json
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import jwt
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -137,6 +143,149 @@ def read_customer_token(secret: str, token: str, *, max_age_seconds: int = CUSTO
     return Customer(customer_id=customer_id, is_premium=premium)
 
 
+# --- customer JWTs (integration API) --------------------------------------------------------------
+
+HS256, RS256, ES256 = "HS256", "RS256", "ES256"
+JWKS_ALGORITHMS = (RS256, ES256)
+
+
+@dataclass(frozen=True)
+class CustomerJwtPolicy:
+    """How customer JWTs are checked: which keys, and the optional audience and issuer."""
+
+    hs256_secret: str = ""
+    jwks_file: str = ""
+    audience: str = ""
+    issuer: str = ""
+    leeway_seconds: int = 30
+
+
+def jwt_policy_from(config: Any) -> CustomerJwtPolicy:
+    """The policy of the process's settings."""
+    return CustomerJwtPolicy(hs256_secret=config.customer_jwt_secret.reveal(), jwks_file=config.customer_jwks_file,
+                             audience=config.customer_jwt_audience, issuer=config.customer_jwt_issuer,
+                             leeway_seconds=config.customer_jwt_leeway)
+
+
+def is_jwt(token: str) -> bool:
+    """Whether a bearer token is a JWT (its first segment is a JSON header naming an `alg`) rather
+    than an itsdangerous customer token (whose first segment is the payload)."""
+    head, dot, _ = token.partition(".")
+    if not dot or not head or len(head) > 2048:
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, TypeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+_jwks_lock = threading.Lock()
+_jwks_cache: dict[str, tuple[float, jwt.PyJWKSet]] = {}
+
+
+def load_jwks(path: str) -> jwt.PyJWKSet:
+    """The key set of a JWKS file, read again when the file changes.
+
+    Raises:
+        InvalidCustomerToken: the file cannot be read or holds no usable key.
+    """
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError as error:
+        raise InvalidCustomerToken(f"the customer JWKS file cannot be read: {error.strerror}") from None
+    with _jwks_lock:
+        cached = _jwks_cache.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            keys = jwt.PyJWKSet.from_json(handle.read())
+    except (OSError, ValueError, jwt.PyJWKSetError, jwt.PyJWKError) as error:
+        raise InvalidCustomerToken(f"the customer JWKS file holds no usable key: {error}") from None
+    with _jwks_lock:
+        _jwks_cache[path] = (mtime, keys)
+    return keys
+
+
+def _jwks_key(header: dict[str, Any], path: str) -> Any:
+    """The public key a JWT's header points at (`kid`, or the only key of its algorithm)."""
+    keys = load_jwks(path)
+    kid = header.get("kid")
+    if kid is not None:
+        try:
+            key = keys[str(kid)]
+        except KeyError:
+            raise InvalidCustomerToken("the customer JWT names a key (kid) this server does not know") from None
+        if key.algorithm_name not in (header["alg"], None):
+            raise InvalidCustomerToken("the customer JWT's algorithm does not match its key")
+        return key.key
+    candidates = [key for key in keys.keys if key.algorithm_name == header["alg"]]
+    if len(candidates) != 1:
+        raise InvalidCustomerToken("the customer JWT has no kid and the JWKS file has no single key for its algorithm")
+    return candidates[0].key
+
+
+def read_customer_jwt(token: str, policy: CustomerJwtPolicy) -> Customer:
+    """The customer a standard JWT names: `sub` is the customer id, `exp` is required, `aud`/`iss`
+    are checked when the policy sets them, and `premium: true` marks a premium customer. HS256 is
+    checked with the shared secret, RS256/ES256 with the JWKS file's public keys; nothing else is
+    accepted (so a public key can never be used as an HMAC secret).
+
+    Raises:
+        InvalidCustomerToken: why the token cannot be used.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidCustomerToken("the customer JWT is malformed") from None
+    algorithm = header.get("alg")
+    key: Any
+    if algorithm == HS256:
+        if not policy.hs256_secret:
+            raise InvalidCustomerToken("HS256 customer JWTs are not configured on this server")
+        key = policy.hs256_secret
+    elif algorithm in JWKS_ALGORITHMS:
+        if not policy.jwks_file:
+            raise InvalidCustomerToken(f"{algorithm} customer JWTs are not configured on this server")
+        key = _jwks_key(header, policy.jwks_file)
+    else:
+        raise InvalidCustomerToken(f"customer JWTs must be signed with HS256, RS256 or ES256, not {algorithm}")
+    try:
+        claims = jwt.decode(
+            token, key, algorithms=[algorithm], audience=policy.audience or None, issuer=policy.issuer or None,
+            leeway=policy.leeway_seconds,
+            options={"require": ["exp", "sub"], "verify_aud": bool(policy.audience)})
+    except jwt.ExpiredSignatureError:
+        raise InvalidCustomerToken("the customer token has expired") from None
+    except jwt.MissingRequiredClaimError as error:
+        raise InvalidCustomerToken(f"the customer JWT has no {error.claim!r} claim") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidCustomerToken("the customer JWT is for another audience (aud)") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidCustomerToken("the customer JWT is from another issuer (iss)") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidCustomerToken("the customer JWT is not valid yet (nbf or iat in the future)") from None
+    except jwt.InvalidTokenError:
+        raise InvalidCustomerToken("the customer token is not valid") from None
+    customer_id, premium = claims.get("sub"), claims.get("premium", False)
+    if not isinstance(customer_id, str) or not 0 < len(customer_id) <= 128 or not isinstance(premium, bool):
+        raise InvalidCustomerToken("the customer token does not carry a customer")
+    return Customer(customer_id=customer_id, is_premium=premium)
+
+
+def read_bearer_customer(token: str, *, secret: str, policy: CustomerJwtPolicy) -> Customer:
+    """The customer behind a bearer token of either kind: a JWT, or an itsdangerous token signed
+    with TRACKING_CUSTOMER_TOKEN_SECRET (kept working for shops that mint those).
+
+    Raises:
+        InvalidCustomerToken: why the token cannot be used.
+    """
+    if is_jwt(token):
+        return read_customer_jwt(token, policy)
+    return read_customer_token(secret, token)
+
+
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
     """The `X-Trackcache-Signature` value for a body: `sha256=<hex HMAC of "<timestamp>.<body>">`."""
     mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
@@ -206,8 +355,9 @@ def require_customer(request: Request) -> Customer | None:
     if token is None:
         raise ApiError(401, "invalid_token", "the Authorization header must be 'Bearer <customer token>'",
                        headers=challenge)
+    config = runtime.current().config
     try:
-        return read_customer_token(runtime.current().config.customer_token_secret.reveal(), token)
+        return read_bearer_customer(token, secret=config.customer_token_secret.reveal(), policy=jwt_policy_from(config))
     except InvalidCustomerToken as error:
         raise ApiError(401, "invalid_token", str(error), headers=challenge) from None
 

@@ -1,6 +1,7 @@
 """Customer routes: `GET /api/customer/track-order` for guests (order id + email) and signed-in
 customers (a shop-signed bearer token), served from our store with ETags, rate limits, and
-background refreshes when the data is stale or a premium customer asks."""
+background refreshes when the data is stale or a premium customer asks; `GET /api/customer/orders`
+lists a signed-in customer's own orders with their latest statuses."""
 from __future__ import annotations
 
 import time
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from pipeline import runtime
 from pipeline.registration import ORDER_ID_PATTERN
-from web import ratelimit, reads, views
+from web import listing, ratelimit, reads, shipment_queries, views
 from web.auth import client_address, require_customer
 from web.database import call
 from web.errors import ApiError
@@ -100,6 +101,33 @@ async def track_order(request: Request) -> Response:
     return JSONResponse(body, headers=headers, background=background)
 
 
+async def customer_orders(request: Request) -> Response:
+    """The signed-in customer's orders, newest first, with each shipment's latest status."""
+    customer = require_customer(request)
+    if customer is None:
+        raise ApiError(401, "unauthorized", "a customer bearer token is required",
+                       headers={"WWW-Authenticate": 'Bearer realm="trackcache-customer"'})
+    parsed, errors = listing.parse_order_list_query(request.query_params)
+    if parsed is None:
+        raise ApiError(422, "validation_failed", "the order list query is not valid", fields=errors)
+    limit, after = parsed
+    rt = runtime.current()
+    key = ratelimit.customer_key(customer.customer_id)
+    verdict = await call(ratelimit.charge, rt.coordination, key, limit=rt.config.customer_rate_limit)
+    if not verdict.is_allowed:
+        raise ApiError(429, "rate_limited", f"too many lookups; try again in {verdict.retry_after} s",
+                       headers=verdict.headers())
+    orders, next_cursor = await call(shipment_queries.customer_orders, customer.customer_id, limit, after)
+    body = views.jsonable({"customer_id": customer.customer_id, "count": len(orders), "orders": orders,
+                           "next_cursor": next_cursor})
+    headers = {"ETag": views.etag_for(body), "Cache-Control": "private, no-cache", "Vary": "Authorization",
+               **verdict.headers()}
+    if views.matches_etag(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)
+
+
 routes = [
     Route("/api/customer/track-order", track_order, methods=["GET"], name="track_order"),
+    Route("/api/customer/orders", customer_orders, methods=["GET"], name="customer_orders"),
 ]

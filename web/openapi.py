@@ -160,7 +160,7 @@ _ORDER_REFRESH = {"type": "object", "required": ["order_id", "job_ids", "count",
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
     courier_body = {"type": "object", "description": "The courier's webhook body, stored as received."}
-    return {
+    described = {
         "openapi": "3.1.0",
         "info": {"title": "trackcache", "version": "1.0.0",
                  "description": "Shipment tracking served from the shop's own store. Every error is "
@@ -314,3 +314,260 @@ def document() -> dict[str, Any]:
                                       "content": {"application/json": {"schema": _OBJECT}}}}}},
         },
     }
+    return with_integration_api(described)
+
+
+# --- integration API (issue 17) -------------------------------------------------------------------
+
+_SHIPMENT_PATH = "/api/admin/shipments/{order_id}/{tracking_number}"
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_TRACKING_NUMBER = {"type": "string", "minLength": 4, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9 -]{3,63}$"}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Makes the POST safe to retry: the same key and body get the first answer again "
+                   "(Idempotent-Replayed: true) for 24 hours; the same key with another body is 422.",
+}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "The shipment's `version` from a list or an earlier answer: 412 if it changed since."}
+_IDEMPOTENCY_ERRORS = {
+    "400": _error("The body is not a JSON object, or the Idempotency-Key header is not 1-255 visible ASCII "
+                  "characters."),
+    "409": _error("A request with this Idempotency-Key is still running.", _RETRY_AFTER),
+    "422": _json(_ref("ValidationError"), "The input is not valid (`fields` says why), or the Idempotency-Key "
+                                          "was used with another request (`idempotency_key_reused`)."),
+}
+_SHIPMENT_EXAMPLE = {
+    "shipment_id": 412, "order_id": "ORD-1001", "tracking_number": "EP123456789MY", "courier": "easyparcel",
+    "status": "in_transit", "status_label": "In transit", "is_active": True, "requires_attention": False,
+    "is_delayed": False, "estimated_delivery": "2026-12-03T10:00:00Z", "delivered_at": None,
+    "last_event_at": "2026-12-01T08:15:00Z", "last_checked_at": "2026-12-01T09:00:02Z",
+    "next_poll_at": "2026-12-01T11:00:02Z", "created_at": "2026-11-30T14:02:11Z",
+    "updated_at": "2026-12-01T09:00:02Z", "version": '"5c1f0e9a2b7d4c3e8f6a1b2c"'}
+
+INTEGRATION_SCHEMAS: dict[str, Any] = {
+    "ShipmentItem": {
+        "type": "object",
+        "required": ["shipment_id", "order_id", "tracking_number", "courier", "status", "status_label", "is_active",
+                     "requires_attention", "is_delayed", "estimated_delivery", "delivered_at", "last_event_at",
+                     "last_checked_at", "next_poll_at", "created_at", "updated_at"],
+        "properties": {
+            "shipment_id": {"type": "integer"}, "order_id": {"type": "string"}, "tracking_number": {"type": "string"},
+            "courier": {"type": "string"}, "status": {"type": "string"}, "status_label": {"type": "string"},
+            "is_active": {"type": "boolean", "description": "False once tracking stopped (DELETE) or finished."},
+            "requires_attention": {"type": "boolean"},
+            "is_delayed": {"type": "boolean", "description": "Past its estimated delivery and not finished."},
+            "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME, "last_event_at": ISO_TIME,
+            "last_checked_at": ISO_TIME, "next_poll_at": ISO_TIME, "created_at": ISO_TIME, "updated_at": ISO_TIME,
+            "version": {"type": "string", "description": "Send it back in If-Match to PATCH or DELETE safely."},
+        },
+        "example": _SHIPMENT_EXAMPLE,
+    },
+    "BulkRegistration": {
+        "type": "object", "required": ["shipments"],
+        "properties": {"shipments": {"type": "array", "items": _ref("Registration"), "minItems": 1, "maxItems": 1000}},
+        "example": {"shipments": [
+            {"order_id": "ORD-1001", "customer_email": "aina@example.com", "tracking_number": "EP123456789MY",
+             "customer_id": "cust-77"},
+            {"order_id": "ORD-1002", "customer_email": "wei@example.com", "tracking_number": "EP987654321MY"}]},
+    },
+    "BulkResult": {
+        "type": "object", "required": ["count", "summary", "results"],
+        "properties": {
+            "count": {"type": "integer"},
+            "summary": {"type": "object", "required": ["created", "unchanged", "conflict", "invalid"],
+                        "properties": {k: {"type": "integer"} for k in ("created", "unchanged", "conflict", "invalid")}},
+            "results": {"type": "array", "items": {
+                "type": "object", "required": ["index", "status"],
+                "properties": {
+                    "index": {"type": "integer", "description": "The item's position in the request."},
+                    "status": {"enum": ["created", "unchanged", "conflict", "invalid"]},
+                    "shipment_id": {"type": ["integer", "null"]}, "order_id": {}, "tracking_number": {},
+                    "courier": {"type": "string"},
+                    "detail": {"type": "string", "description": "Why the item conflicts."},
+                    "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                               "description": "What is wrong with an invalid item, per field."}}}},
+        },
+        "example": {"count": 3, "summary": {"created": 1, "unchanged": 0, "conflict": 1, "invalid": 1}, "results": [
+            {"index": 0, "status": "created", "shipment_id": 412, "order_id": "ORD-1001",
+             "tracking_number": "EP123456789MY", "courier": "easyparcel"},
+            {"index": 1, "status": "conflict", "shipment_id": None, "order_id": "ORD-0999",
+             "tracking_number": "EP111111111MY", "courier": "easyparcel",
+             "detail": "order ORD-0999 is registered with a different customer email"},
+            {"index": 2, "status": "invalid", "order_id": "ORD-1003", "tracking_number": "x",
+             "fields": {"tracking_number": "must be 4-64 characters: letters, digits and -"}}]},
+    },
+    "ShipmentList": {
+        "type": "object", "required": ["count", "shipments", "next_cursor"],
+        "properties": {"count": {"type": "integer"}, "shipments": {"type": "array", "items": _ref("ShipmentItem")},
+                       "next_cursor": {"type": ["string", "null"],
+                                       "description": "Pass as `cursor` for the next page; null on the last."}},
+        "example": {"count": 1, "shipments": [_SHIPMENT_EXAMPLE], "next_cursor": "czEuNDEyLjdhM2Y5YzBkMWUyYg"},
+    },
+    "Correction": {
+        "type": "object", "minProperties": 1, "additionalProperties": False,
+        "properties": {"customer_email": {"type": "string", "format": "email", "maxLength": 254},
+                       "customer_id": {"type": ["string", "null"], "maxLength": 128,
+                                       "description": "null removes the order's customer."},
+                       "courier": {"type": "string"}},
+        "example": {"customer_email": "aina.new@example.com"},
+    },
+    "ShipmentWrite": {
+        "type": "object", "required": ["status", "changed", "shipment"],
+        "properties": {"status": {"enum": ["corrected", "stopped", "unchanged"]},
+                       "changed": {"type": "array", "items": {"type": "string"}},
+                       "shipment": {"oneOf": [_ref("ShipmentItem"), {"type": "null"}]}},
+        "example": {"status": "corrected", "changed": ["customer_email"], "shipment": _SHIPMENT_EXAMPLE},
+    },
+    "Erasure": {
+        "type": "object", "required": ["status", "order_id", "erased", "shipments"],
+        "properties": {"status": {"enum": ["erased", "unchanged"]}, "order_id": {"type": "string"},
+                       "erased": {"type": "array", "items": {"type": "string"}},
+                       "shipments": {"type": "integer"}},
+        "example": {"status": "erased", "order_id": "ORD-1001", "erased": ["customer_email_hash", "customer_id"],
+                    "shipments": 1},
+    },
+    "Changes": {
+        "type": "object", "required": ["count", "changes", "next_cursor", "has_more"],
+        "properties": {
+            "count": {"type": "integer"},
+            "changes": {"type": "array", "items": {
+                "type": "object", "required": ["cursor", "change", "changed_at", "shipment_id", "shipment"],
+                "properties": {"cursor": {"type": "string"},
+                               "change": {"enum": ["registered", "tracking", "corrected", "stopped", "erased"]},
+                               "changed_at": ISO_TIME, "shipment_id": {"type": "integer"},
+                               "shipment": {"oneOf": [_ref("ShipmentItem"), {"type": "null"}],
+                                            "description": "The shipment as it is now."}}}},
+            "next_cursor": {"type": "string", "description": "Pass as `after` next time (the same when nothing "
+                                                             "is new)."},
+            "has_more": {"type": "boolean"},
+        },
+        "example": {"count": 1, "changes": [{"cursor": "YzEuNzQxMi4xMDM", "change": "tracking",
+                                             "changed_at": "2026-12-01T09:00:02Z", "shipment_id": 412,
+                                             "shipment": _SHIPMENT_EXAMPLE}],
+                    "next_cursor": "YzEuNzQxMi4xMDM", "has_more": False},
+    },
+    "CustomerOrders": {
+        "type": "object", "required": ["customer_id", "count", "orders", "next_cursor"],
+        "properties": {
+            "customer_id": {"type": "string"}, "count": {"type": "integer"},
+            "orders": {"type": "array", "items": {
+                "type": "object", "required": ["order_id", "created_at", "shipments"],
+                "properties": {"order_id": {"type": "string"}, "created_at": ISO_TIME,
+                               "shipments": {"type": "array", "items": {
+                                   "type": "object",
+                                   "required": ["tracking_number", "courier", "status", "status_label",
+                                                "estimated_delivery", "delivered_at", "last_updated"],
+                                   "properties": {"tracking_number": {"type": "string"}, "courier": {"type": "string"},
+                                                  "status": {"type": "string"}, "status_label": {"type": "string"},
+                                                  "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME,
+                                                  "last_updated": ISO_TIME}}}}}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+        "example": {"customer_id": "cust-77", "count": 1, "next_cursor": None, "orders": [
+            {"order_id": "ORD-1001", "created_at": "2026-11-30T14:02:11Z", "shipments": [
+                {"tracking_number": "EP123456789MY", "courier": "easyparcel", "status": "in_transit",
+                 "status_label": "In transit", "estimated_delivery": "2026-12-03T10:00:00Z", "delivered_at": None,
+                 "last_updated": "2026-12-01T09:00:02Z"}]}]},
+    },
+}
+
+
+def _bool_query(name: str, description: str) -> dict[str, Any]:
+    return _query(name, {"type": "string", "enum": ["true", "false"]}, description)
+
+
+def integration_paths() -> dict[str, dict[str, Any]]:
+    """The integration API's operations (merged into the document's paths)."""
+    shipment_params = [_path_param("order_id", ORDER_ID, "The order id."),
+                       _path_param("tracking_number", _TRACKING_NUMBER, "The tracking number.")]
+    write_errors = {"404": _error("No such shipment in this order."),
+                    "412": _error("If-Match does not match the shipment's current version."),
+                    "422": _VALIDATION, **_STAFF_ERRORS}
+    return {
+        "/api/admin/shipments": {"get": _operation(
+            "listShipments", "Find shipments by tracking number, or list them with filters and a cursor", "admin",
+            {"200": _json(_ref("ShipmentList"), "One page, oldest first (by id): rows registered while paging "
+                                                "never shift a page.", _ETAG),
+             "304": {"description": "Not modified."}, "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN, parameters=[
+                _query("tracking_number", _TRACKING_NUMBER, "Every shipment with this tracking number."),
+                _query("status", {"type": "string"}, "A canonical status, e.g. in_transit."),
+                _query("courier", {"type": "string"}, "A courier of the registry."),
+                _bool_query("requires_attention", "Only shipments flagged (true) or not (false)."),
+                _bool_query("delayed", "Past their estimated delivery and not finished (true), or not."),
+                _bool_query("active", "Still tracked (true) or stopped (false)."),
+                _query("updated_since", {"type": "string", "format": "date-time"}, "Changed at or after this time."),
+                _query("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "Page size, 1-500 (default 100)."),
+                _query("cursor", {"type": "string"}, "`next_cursor` of the previous page (same filters)."),
+                _IF_NONE_MATCH])},
+        "/api/admin/shipments/bulk": {"post": _operation(
+            "registerShipments", "Register up to 1,000 shipments; one result per item", "admin",
+            {"200": _json(_ref("BulkResult"), "A result per item, in the request's order; valid items are "
+                                              "registered even when others are invalid or conflict."),
+             "413": _error("The body is too large."), **_IDEMPOTENCY_ERRORS, **_STAFF_ERRORS},
+            security=ADMIN, body=_ref("BulkRegistration"), parameters=[_IDEMPOTENCY_KEY])},
+        _SHIPMENT_PATH: {
+            "patch": _operation(
+                "correctShipment", "Correct a shipment's customer email, customer id or courier", "admin",
+                {"200": _json(_ref("ShipmentWrite"), "Corrected (or already so: `unchanged`); audited without "
+                                                     "the values."),
+                 "400": _error("The body is not a JSON object."),
+                 "409": _error("The order's personal data was erased."), "413": _error("The body is too large."),
+                 **write_errors},
+                security=ADMIN, body=_ref("Correction"), parameters=[*shipment_params, _IF_MATCH],
+                description="The email and customer id belong to the order, so they change for all its "
+                            "shipments; a new courier makes the next poll due at once."),
+            "delete": _operation(
+                "stopTracking", "Stop tracking a shipment (it is kept for history)", "admin",
+                {"200": _json(_ref("ShipmentWrite"), "Stopped (or already: `unchanged`)."), **write_errors},
+                security=ADMIN, parameters=[*shipment_params, _IF_MATCH])},
+        "/api/admin/orders/{order_id}": {"delete": _operation(
+            "eraseOrder", "Erase an order's personal data (email hash, customer id, locations)", "admin",
+            {"200": _json(_ref("Erasure"), "Erased (or already: `unchanged`); statuses and times stay as "
+                                           "anonymous statistics and tracking stops."),
+             "404": _error("No such order."), "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN, parameters=[_path_param("order_id", ORDER_ID, "The order id.")])},
+        "/api/admin/changes": {"get": _operation(
+            "changes", "Shipments changed since a cursor, in commit order; never misses one", "admin",
+            {"200": _json(_ref("Changes"), "The changes after the cursor, each with the shipment as it is now.",
+                          _ETAG),
+             "304": {"description": "Not modified."}, "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN, parameters=[
+                _query("after", {"type": "string"}, "A `next_cursor` (or a change's `cursor`); `latest` for "
+                                                    "now; absent for the start of the kept history."),
+                _query("limit", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "Page size, 1-1000 (default 100)."),
+                _IF_NONE_MATCH])},
+        "/api/customer/orders": {"get": _operation(
+            "customerOrders", "A signed-in customer's own orders with their latest statuses", "customer",
+            {"200": _json(_ref("CustomerOrders"), "Newest first.", _ETAG),
+             "304": {"description": "Not modified."},
+             "401": _error("No customer token, or an invalid or expired one."),
+             "422": _VALIDATION, "429": _error("Too many lookups this hour.", _RETRY_AFTER)},
+            security=[{"customerBearer": []}], parameters=[
+                _query("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "Page size, 1-100 (default 20)."),
+                _query("cursor", {"type": "string"}, "`next_cursor` of the previous page."), _IF_NONE_MATCH])},
+    }
+
+
+def with_integration_api(described: dict[str, Any]) -> dict[str, Any]:
+    """The document with the integration API: its schemas and paths, the Idempotency-Key header on
+    every admin POST, and customer JWTs in the customer token scheme."""
+    described["components"]["schemas"] = {**described["components"]["schemas"], **INTEGRATION_SCHEMAS}
+    described["components"]["securitySchemes"]["customerBearer"] = {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A JWT the shop signs (HS256 with TRACKING_CUSTOMER_JWT_SECRET, or RS256/ES256 with a key of "
+                       "TRACKING_CUSTOMER_JWKS_FILE; `sub` is the customer id, `exp` is required), or the older "
+                       "token signed with TRACKING_CUSTOMER_TOKEN_SECRET."}
+    paths = described["paths"]
+    for path, item in integration_paths().items():
+        paths[path] = {**paths.get(path, {}), **item}
+    for path, item in paths.items():
+        post = item.get("post")
+        if post is None or not path.startswith("/api/admin/"):
+            continue
+        if _IDEMPOTENCY_KEY not in post.setdefault("parameters", []):
+            post["parameters"].append(_IDEMPOTENCY_KEY)
+        for status, response in _IDEMPOTENCY_ERRORS.items():
+            post["responses"].setdefault(status, response)
+    return described

@@ -1,0 +1,199 @@
+"""The shop's integration API over the real pipeline, on SQLite and on PostgreSQL with Redis: bulk
+registration with a result per item, idempotency keys, corrections with If-Match and audit,
+stopping a shipment, erasing an order, finding and listing with cursors, the changes feed, and a
+customer's own orders with JWT and itsdangerous tokens."""
+from __future__ import annotations
+
+import json
+import time
+
+import jwt
+
+import models
+from models import AuditLog, IdempotencyKey, Order, ShipmentChange
+from pipeline import changes_feed
+from web_client import CUSTOMER_SECRET, configured, shipment
+
+JWT_SECRET = "integration-jwt-secret-0123456789-abcdef"
+
+
+def item(n: int, **overrides) -> dict:
+    return {"order_id": f"BULK-{n}", "customer_email": f"buyer{n}@example.com", "tracking_number": f"FKB{n:05d}",
+            "courier": "fake"} | overrides
+
+
+def test_bulk_registration_answers_one_result_per_item_in_order(api):
+    # given one stored order, so a later item conflicts with it
+    api.register("BULK-1", "FKB00001", email="buyer1@example.com")
+    items = [item(1), item(2), item(3, customer_email="not-an-email"), item(1, customer_email="other@example.com"),
+             "not an object", item(2)]
+    # when they are registered in one call
+    response = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": items})
+    # then every item has its own result, in the order given
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == ["unchanged", "created", "invalid", "conflict", "invalid",
+                                                      "unchanged"]
+    assert [r["index"] for r in body["results"]] == list(range(6))
+    assert body["summary"] == {"created": 1, "unchanged": 2, "conflict": 1, "invalid": 2}
+    assert body["results"][2]["fields"] == {"customer_email": "must be an email address"}
+    assert "different customer email" in body["results"][3]["detail"]
+    assert body["results"][1]["shipment_id"] == body["results"][5]["shipment_id"] == \
+        shipment(body["results"][1]["shipment_id"]).id
+    assert AuditLog.select().where(AuditLog.action == "shipment.bulk_register").count() == 1
+
+
+def test_bulk_registration_refuses_an_empty_or_oversized_list(api):
+    assert api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": []}).status_code == 422
+    too_many = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": [item(n) for n in range(1001)]})
+    assert too_many.status_code == 422 and "shipments" in too_many.json()["fields"]
+
+
+def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(api):
+    key = {"Idempotency-Key": "0b7e6c0e-6d8a-4d3e-9f43-7d1c1c2c3d4e"}
+    first = api.admin("POST", "/api/admin/shipments", json=item(10), headers=key)
+    assert first.status_code == 201
+    again = api.admin("POST", "/api/admin/shipments", json=item(10), headers=key)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    other = api.admin("POST", "/api/admin/shipments", json=item(11), headers=key)
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    assert Order.get_or_none(Order.id == "BULK-11") is None
+    # a viewer's refused write keeps nothing under the key
+    assert api.viewer("POST", "/api/admin/shipments", json=item(12), headers={"Idempotency-Key": "k2"}).status_code \
+        == 403
+    assert IdempotencyKey.select().count() == 1
+    bad = api.admin("POST", "/api/admin/shipments", json=item(12), headers={"Idempotency-Key": "has space"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_idempotency_key"
+
+
+def test_a_corrected_email_makes_the_old_one_fail_and_the_new_one_work(api):
+    api.register("COR-1", "FKC001", email="old@example.com", customer_id="cust-c1")
+    assert api.guest("COR-1", "old@example.com").status_code == 200
+    found = api.admin("GET", "/api/admin/shipments", params={"tracking_number": "fkc001"}).json()["shipments"]
+    [listed] = found
+    stale = {"If-Match": '"not-the-version"'}
+    refused = api.admin("PATCH", "/api/admin/shipments/COR-1/FKC001", json={"customer_email": "new@example.com"},
+                        headers=stale)
+    assert refused.status_code == 412
+    response = api.admin("PATCH", "/api/admin/shipments/COR-1/FKC001", json={"customer_email": "new@example.com"},
+                         headers={"If-Match": listed["version"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "corrected" and response.json()["changed"] == ["customer_email"]
+    assert response.json()["shipment"]["version"] != listed["version"]
+    assert api.guest("COR-1", "old@example.com").status_code == 404
+    assert api.guest("COR-1", "new@example.com").status_code == 200
+    entries = [e.detail for e in AuditLog.select().where(AuditLog.action == "shipment.correct").order_by(AuditLog.id)]
+    assert [e["outcome"] for e in entries] == ["precondition_failed", "corrected"]
+    assert entries[1]["fields"] == ["customer_email"] and "new@example.com" not in json.dumps(entries)
+    unknown = api.admin("PATCH", "/api/admin/shipments/COR-1/FKC001", json={"notes": "x"})
+    assert unknown.status_code == 422 and "notes" in unknown.json()["fields"]
+    assert api.admin("PATCH", "/api/admin/shipments/COR-404/FKC001", json={"customer_id": "x1"}).status_code == 404
+
+
+def test_deleting_a_shipment_stops_its_polls_and_keeps_it(api):
+    shipment_id = api.register("STOP-1", "FKS001")
+    response = api.admin("DELETE", "/api/admin/shipments/STOP-1/FKS001")
+    assert response.status_code == 200 and response.json()["status"] == "stopped"
+    row = shipment(shipment_id)
+    assert not row.is_active and row.next_update_due == models.NEVER
+    assert response.json()["shipment"]["next_poll_at"] is None
+    assert api.admin("DELETE", "/api/admin/shipments/STOP-1/FKS001").json()["status"] == "unchanged"
+    assert api.admin("GET", "/api/admin/shipments/STOP-1").status_code == 200
+
+
+def test_erasing_an_order_removes_its_personal_data_and_keeps_statistics(api):
+    shipment_id = api.polled("ERASE-1", "FKE001", email="gone@example.com", customer_id="cust-e1")
+    response = api.admin("DELETE", "/api/admin/orders/ERASE-1")
+    assert response.status_code == 200 and response.json()["status"] == "erased"
+    order = Order.get_by_id("ERASE-1")
+    assert order.customer_id is None and order.customer_email_hash == "erased"
+    row = shipment(shipment_id)
+    assert not row.is_active and row.last_api_response is None and row.delivery_location is None
+    assert row.tracking_events and all(event["location"] is None for event in row.tracking_events)
+    assert row.current_status != "pending"
+    assert api.guest("ERASE-1", "gone@example.com").status_code == 404
+    assert api.customer("ERASE-1", "cust-e1").status_code == 404
+    assert api.admin("DELETE", "/api/admin/orders/ERASE-1").json()["status"] == "unchanged"
+    assert api.admin("DELETE", "/api/admin/orders/ERASE-404").status_code == 404
+
+
+def test_the_list_pages_by_cursor_and_filters(api):
+    response = api.admin("POST", "/api/admin/shipments/bulk",
+                         json={"shipments": [item(n, order_id=f"LIST-{n}", tracking_number=f"FKL{n:04d}")
+                                             for n in range(25)]})
+    assert response.json()["summary"]["created"] == 25
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "10", "courier": "fake"} | ({"cursor": cursor} if cursor else {})
+        page = api.viewer("GET", "/api/admin/shipments", params=params).json()
+        seen += [s["tracking_number"] for s in page["shipments"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        api.register(f"LIST-NEW-{len(seen)}", f"FKN{len(seen):04d}")  # inserted while paging
+    listed = [n for n in seen if n.startswith("FKL")]
+    assert listed == [f"FKL{n:04d}" for n in range(25)]
+    assert len(seen) == len(set(seen))
+    mixed = api.admin("GET", "/api/admin/shipments", params={"limit": "10", "cursor": cursor or "x", "status": "pending"})
+    assert mixed.status_code == 422
+    bad = api.admin("GET", "/api/admin/shipments", params={"status": "lost", "limit": "501", "colour": "red"})
+    assert set(bad.json()["fields"]) == {"status", "limit", "colour"}
+    pending = api.admin("GET", "/api/admin/shipments", params={"status": "pending", "requires_attention": "false",
+                                                                "delayed": "false", "active": "true",
+                                                                "updated_since": "2020-01-01T00:00:00Z"})
+    assert pending.status_code == 200 and pending.json()["count"] >= 25
+
+
+def test_the_changes_feed_reports_registrations_tracking_and_corrections_once_in_order(api):
+    start = api.admin("GET", "/api/admin/changes", params={"after": "latest"}).json()["next_cursor"]
+    shipment_id = api.polled("FEED-1", "FKF001")
+    api.admin("PATCH", "/api/admin/shipments/FEED-1/FKF001", json={"customer_id": "cust-f1"})
+    page = api.admin("GET", "/api/admin/changes", params={"after": start}).json()
+    kinds = [(c["shipment_id"], c["change"]) for c in page["changes"]]
+    assert kinds[0] == (shipment_id, "registered") and (shipment_id, "tracking") in kinds
+    assert kinds[-1] == (shipment_id, "corrected")
+    assert page["changes"][-1]["shipment"]["order_id"] == "FEED-1"
+    after = api.admin("GET", "/api/admin/changes", params={"after": page["next_cursor"]}).json()
+    assert after["changes"] == [] and after["next_cursor"] == page["next_cursor"]
+    assert api.admin("GET", "/api/admin/changes", params={"after": "nonsense"}).status_code == 422
+    assert ShipmentChange.select().count() >= 3
+
+
+def test_customer_orders_with_jwts_and_legacy_tokens_show_only_their_own(api, tmp_path):
+    api.register("CUST-1", "FKU001", customer_id="cust-u1")
+    api.register("CUST-2", "FKU002", customer_id="cust-u1")
+    api.register("CUST-3", "FKU003", customer_id="cust-u2")
+    now = int(time.time())
+    with configured(customer_jwt_secret=models_secret(JWT_SECRET)):
+        token = jwt.encode({"sub": "cust-u1", "exp": now + 300}, JWT_SECRET, algorithm="HS256")
+        mine = api.client.get("/api/customer/orders", params={"limit": "1"},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert mine.status_code == 200, mine.text
+        assert [o["order_id"] for o in mine.json()["orders"]] == ["CUST-2"]
+        rest = api.client.get("/api/customer/orders", params={"cursor": mine.json()["next_cursor"]},
+                              headers={"Authorization": f"Bearer {token}"}).json()
+        assert [o["order_id"] for o in rest["orders"]] == ["CUST-1"] and rest["next_cursor"] is None
+        assert rest["orders"][0]["shipments"][0]["status"] == "pending"
+        expired = jwt.encode({"sub": "cust-u1", "exp": now - 300}, JWT_SECRET, algorithm="HS256")
+        late = api.client.get("/api/customer/orders", headers={"Authorization": f"Bearer {expired}"})
+        assert late.status_code == 401 and "expired" in late.json()["detail"]
+        no_exp = jwt.encode({"sub": "cust-u1"}, JWT_SECRET, algorithm="HS256")
+        assert api.client.get("/api/customer/orders", headers={"Authorization": f"Bearer {no_exp}"}).status_code == 401
+    from web.auth import mint_customer_token
+
+    legacy = mint_customer_token(CUSTOMER_SECRET, "cust-u2")
+    theirs = api.client.get("/api/customer/orders", headers={"Authorization": f"Bearer {legacy}"}).json()
+    assert [o["order_id"] for o in theirs["orders"]] == ["CUST-3"]
+    assert api.client.get("/api/customer/orders").status_code == 401
+
+
+def models_secret(value: str):
+    from settings import Secret
+
+    return Secret(value)
+
+
+def test_feed_cursor_text_round_trips():
+    cursor = changes_feed.FeedCursor(123456789012, 42)
+    assert changes_feed.decode_cursor(cursor.encode()) == cursor
