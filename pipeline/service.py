@@ -12,7 +12,16 @@ from typing import Any, Iterable, Sequence
 import peewee
 
 import models
-from models import ApiUsageDaily, CourierApiCall, Order, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
+from models import (
+    ApiUsageDaily,
+    CourierApiCall,
+    IdempotencyKey,
+    Order,
+    TrackingCache,
+    TrackingJob,
+    TrackingUpdateLog,
+    WebhookInbox,
+)
 from pipeline import changes_feed, lanes, notifications, read_cache, runtime, store
 from pipeline import status as statuses
 from pipeline.lanes import Lane
@@ -366,6 +375,7 @@ def expire_stale_shipments(*, now: datetime) -> int:
              "events_added": 0, "started_at": now, "completed_at": now}
             for row in rows
         ]).execute()
+        changes_feed.record_shipment_changes(ids, changes_feed.TRACKING, now)
     read_cache.invalidate(rt.coordination, sorted({row.order_id for row in rows}))
     notifications.publish_status_changes(rt.coordination, [
         {"order_id": row.order_id, "tracking_number": row.courier_tracking_number, "previous": row.current_status,
@@ -392,6 +402,10 @@ def run_cleanup(*, now: datetime | None = None) -> dict[str, int]:
         "inbox_deleted": WebhookInbox.delete().where(
             (WebhookInbox.status != models.INBOX_PENDING) & (WebhookInbox.received_at < cutoff)).execute(),
         "calls_deleted": CourierApiCall.delete().where(CourierApiCall.called_at < calls_cutoff).execute(),
+        # Integration API: idempotency keys past their hours, feed rows past the retention.
+        "idempotency_keys_deleted": IdempotencyKey.delete().where(
+            IdempotencyKey.created_at < now - timedelta(hours=rt.config.idempotency_hours)).execute(),
+        "changes_deleted": changes_feed.delete_changes_before(cutoff),
     }
     logger.info("cleanup: %s", report)
     return report

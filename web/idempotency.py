@@ -104,11 +104,6 @@ def release_key(actor: str, key: str) -> None:
     IdempotencyKey.delete().where(_key_of(actor, key) & IdempotencyKey.status_code.is_null()).execute()
 
 
-def delete_expired_keys(now: datetime, ttl: timedelta) -> int:
-    """Forget keys older than the retention (the cleanup sweep)."""
-    return IdempotencyKey.delete().where(IdempotencyKey.created_at < now - ttl).execute()
-
-
 # --- the middleware ------------------------------------------------------------------------------
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

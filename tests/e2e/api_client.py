@@ -19,6 +19,9 @@ class Credentials:
     internal_key: str
     webhook_secret: str
     customer_secret: str = field(repr=False)
+    customer_jwt_secret: str = field(default="", repr=False)
+    customer_rsa_private_pem: str = field(default="", repr=False)
+    customer_jwks_kid: str = ""
 
 
 class ApiClient:
@@ -60,6 +63,22 @@ class ApiClient:
         return self.request("GET", "/api/customer/track-order", headers={"Authorization": f"Bearer {token}"},
                             params={"order_id": order_id, **params})
 
+    def customer_jwt(self, customer_id: str, *, algorithm: str = "HS256", expires_in: int = 300,
+                     audience: str = "trackcache-e2e") -> str:
+        """A standard JWT as the shop (HS256, shared secret) or its identity provider (RS256, the
+        key whose public half is in the JWKS file) mints it: the README's snippet."""
+        import jwt
+
+        claims = {"sub": customer_id, "aud": audience, "iat": int(time.time()), "exp": int(time.time()) + expires_in}
+        if algorithm == "HS256":
+            return jwt.encode(claims, self.credentials.customer_jwt_secret, algorithm="HS256")
+        return jwt.encode(claims, self.credentials.customer_rsa_private_pem, algorithm=algorithm,
+                          headers={"kid": self.credentials.customer_jwks_kid})
+
+    def customer_orders(self, token: str, **params: str) -> requests.Response:
+        return self.request("GET", "/api/customer/orders", headers={"Authorization": f"Bearer {token}"},
+                            params=params)
+
     # --- staff ---------------------------------------------------------------------------------
 
     def as_admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -76,6 +95,16 @@ class ApiClient:
         if customer_id:
             body["customer_id"] = customer_id
         return self.as_admin("POST", "/api/admin/shipments", json=body)
+
+    def bulk_register(self, items: list[Any], *, idempotency_key: str | None = None) -> requests.Response:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.as_admin("POST", "/api/admin/shipments/bulk", json={"shipments": items}, headers=headers,
+                             timeout=60)
+
+    def changes(self, after: str | None = None, **params: str) -> dict[str, Any]:
+        response = self.as_admin("GET", "/api/admin/changes", params={**({"after": after} if after else {}), **params})
+        response.raise_for_status()
+        return response.json()
 
     def order_record(self, order_id: str) -> dict[str, Any]:
         response = self.as_admin("GET", f"/api/admin/shipments/{order_id}")

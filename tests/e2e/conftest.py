@@ -4,8 +4,9 @@ and `trackcache serve` and `trackcache worker` as subprocesses, reached over HTT
 `api_client`. Started once per session and stopped at its end."""
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,25 @@ CREDENTIALS = Credentials(
     internal_key="e2e-internal-key-0123456789",
     webhook_secret="e2e-webhook-secret-0123456789",
     customer_secret="e2e-customer-secret-0123456789",
+    customer_jwt_secret="e2e-customer-jwt-secret-0123456789-abcdef",
 )
+JWKS_KID = "e2e-rs256"
+
+
+def write_customer_jwks(directory: Path) -> tuple[Path, str]:
+    """A JWKS file with a fresh RSA public key (as a shop's identity provider publishes), and the
+    private key in PEM that signs the RS256 customer tokens of the tests."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    path = directory / "jwks.json"
+    path.write_text(json.dumps({"keys": [public_jwk | {"kid": JWKS_KID, "alg": "RS256", "use": "sig"}]}))
+    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode("ascii")
+    return path, pem
 
 
 @dataclass
@@ -34,6 +53,8 @@ class Service:
     sim_epoch: datetime
     sim_seed: str
     log: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    database_url: str = ""
 
 
 
@@ -79,6 +100,8 @@ def service(tmp_path_factory) -> Iterator[Service]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     epoch = datetime.now(timezone.utc).replace(microsecond=0)
+    jwks_path, CREDENTIALS.customer_rsa_private_pem = write_customer_jwks(tmp_path_factory.mktemp("jwks"))
+    CREDENTIALS.customer_jwks_kid = JWKS_KID
     sim = SimulatorServer(SimulatorConfig(
         speed=0, epoch=epoch, seed=SIM_SEED, webhook_interval=0.2,
         webhook_url=f"{base_url}/api/webhooks/easyparcel/{CREDENTIALS.webhook_secret}")).start()
@@ -89,6 +112,8 @@ def service(tmp_path_factory) -> Iterator[Service]:
            "TRACKING_INTERNAL_API_KEY": CREDENTIALS.internal_key,
            "TRACKING_WEBHOOK_SECRET": CREDENTIALS.webhook_secret,
            "TRACKING_CUSTOMER_TOKEN_SECRET": CREDENTIALS.customer_secret,
+           "TRACKING_CUSTOMER_JWT_SECRET": CREDENTIALS.customer_jwt_secret,
+           "TRACKING_CUSTOMER_JWKS_FILE": str(jwks_path), "TRACKING_CUSTOMER_JWT_AUDIENCE": "trackcache-e2e",
            "TRACKING_EMAIL_HASH_KEY": "e2e-email-hash-key-0123456789", "TRACKING_INTERNAL_NETWORKS": "",
            "TRACKING_GUEST_RATE_LIMIT": "10", "TRACKING_CUSTOMER_RATE_LIMIT": "120"}
     log = tmp_path_factory.mktemp("e2e") / "service.log"
@@ -99,7 +124,8 @@ def service(tmp_path_factory) -> Iterator[Service]:
         wait_until(lambda: is_ready(base_url) or any(p.poll() is not None for p in processes), timeout=60,
                    what=f"the server (log: {log})")
         assert all(p.poll() is None for p in processes), f"a process exited early; log: {log}"
-        yield Service(api=api, sim_url=sim.url, sim_epoch=epoch, sim_seed=SIM_SEED, log=log)
+        yield Service(api=api, sim_url=sim.url, sim_epoch=epoch, sim_seed=SIM_SEED, log=log, env=env,
+                      database_url=database_url)
     finally:
         api.close()
         for process in processes:
