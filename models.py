@@ -447,6 +447,25 @@ def bulk_update_shipments(rows: Sequence[TrackingCache]) -> None:
     cursor.executemany(f"UPDATE tracking_cache SET {assignments} WHERE id = ?", [p[1:] + p[:1] for p in params])
 
 
+def insert_rows(model: type[BaseModel], rows: Sequence[dict[str, object]]) -> None:
+    """Insert many rows (dicts keyed by field name, all with the same keys) in the caller's
+    transaction. On PostgreSQL the statement is built once and filled by psycopg2's
+    execute_values, which is several times quicker than peewee building a large insert_many for
+    1,000 rows (that was most of a bulk registration's time); SQLite uses insert_many."""
+    if not rows:
+        return
+    if not is_postgres():
+        model.insert_many(rows).execute()
+        return
+    from psycopg2.extras import execute_values
+
+    fields = [model._meta.fields[name] for name in rows[0]]
+    columns = ", ".join(field.column_name for field in fields)
+    params = [[_plain_db_value(field, row[field.name]) for field in fields] for row in rows]
+    cursor = database.cursor()
+    execute_values(cursor, f"INSERT INTO {model._meta.table_name} ({columns}) VALUES %s", params, page_size=1000)
+
+
 def count_rows(model: type[BaseModel]) -> int:
     """Rows in a table (for admin figures and tests)."""
     return model.select(SQL("1")).count()

@@ -85,10 +85,8 @@ def record_shipment_changes(shipment_ids: Sequence[int], change: str, now: datet
         return
     if change not in CHANGE_KINDS:
         raise ValueError(f"unknown change kind {change!r}")
-    ShipmentChange.insert_many(
-        [{"shipment_id": shipment_id, "change": change, "changed_at": now} for shipment_id in sorted(set(shipment_ids))],
-        fields=[ShipmentChange.shipment_id, ShipmentChange.change, ShipmentChange.changed_at],
-    ).execute()
+    models.insert_rows(ShipmentChange, [{"shipment_id": shipment_id, "change": change, "changed_at": now}
+                                        for shipment_id in sorted(set(shipment_ids))])
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -109,16 +109,16 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
             }
             results.append(RegistrationResult(CREATED, None))
         for chunk in batched(list(new_orders.values()), 500):
-            Order.insert_many(chunk).execute()
+            models.insert_rows(Order, chunk)
         for order_id, customer_id in adopted_customers.items():
             Order.update(customer_id=customer_id).where(Order.id == order_id).execute()
         for chunk in batched(list(new_shipments.values()), 500):
-            TrackingCache.insert_many(chunk).execute()
+            models.insert_rows(TrackingCache, chunk)
         if new_shipments:
-            created_ids = {(row.order_id, row.courier_tracking_number): row.id for row in
+            created_ids = {(order_id, number): shipment_id for shipment_id, order_id, number in
                            TrackingCache.select(TrackingCache.id, TrackingCache.order,
                                                 TrackingCache.courier_tracking_number)
-                           .where(TrackingCache.order.in_(sorted({k[0] for k in new_shipments})))}
+                           .where(TrackingCache.order.in_(sorted({k[0] for k in new_shipments}))).tuples()}
             results = [
                 RegistrationResult(result.outcome, created_ids.get((reg.order_id, reg.tracking_number)), result.detail)
                 if not result.shipment_id and result.outcome != CONFLICT else result
