@@ -197,3 +197,46 @@ def models_secret(value: str):
 def test_feed_cursor_text_round_trips():
     cursor = changes_feed.FeedCursor(123456789012, 42)
     assert changes_feed.decode_cursor(cursor.encode()) == cursor
+
+
+def test_an_unchanged_poll_adds_no_feed_row_and_a_new_event_adds_one(api):
+    from models import TrackingUpdateLog
+    from pipeline import service
+    from web_client import JOURNEY, scan
+
+    shipment_id = api.polled("FEED-2", "FKF002")
+
+    def feed_rows() -> list[str]:
+        return [row.change for row in ShipmentChange.select().where(ShipmentChange.shipment_id == shipment_id)
+                .order_by(ShipmentChange.id)]
+
+    assert feed_rows() == ["registered", "tracking"]
+
+    def poll_again() -> None:
+        logs = TrackingUpdateLog.select().where(TrackingUpdateLog.tracking_cache == shipment_id).count()
+        service.request_refresh([shipment_id])
+        api.stack.wait_for(lambda: TrackingUpdateLog.select().where(
+            TrackingUpdateLog.tracking_cache == shipment_id).count() > logs, what="another poll")
+        api.stack.settle()
+
+    poll_again()
+    assert feed_rows() == ["registered", "tracking"]
+    api.stack.courier.script_journey("FKF002", [*JOURNEY, scan(20, "Delivered", "delivered")])
+    poll_again()
+    assert feed_rows() == ["registered", "tracking", "tracking"]
+
+
+def test_cleanup_forgets_expired_idempotency_keys_and_old_feed_rows(api):
+    from datetime import datetime, timedelta, timezone
+
+    from pipeline import service
+
+    old = datetime.now(timezone.utc) - timedelta(days=api.stack.config.retention_days + 1)
+    IdempotencyKey.create(actor="a" * 12, idempotency_key="old", request_hash="h", status_code=201, created_at=old)
+    IdempotencyKey.create(actor="a" * 12, idempotency_key="new", request_hash="h", status_code=201)
+    ShipmentChange.create(shipment_id=1, change="tracking", changed_at=old)
+    ShipmentChange.create(shipment_id=1, change="tracking")
+    report = service.run_cleanup()
+    assert (report["idempotency_keys_deleted"], report["changes_deleted"]) == (1, 1)
+    assert [k.idempotency_key for k in IdempotencyKey.select()] == ["new"]
+    assert ShipmentChange.select().count() == 1
