@@ -29,7 +29,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import peewee
 
@@ -117,7 +117,7 @@ def read_changes(after: FeedCursor, limit: int) -> tuple[list[dict[str, Any]], F
              .order_by(ShipmentChange.txid, ShipmentChange.id)
              .limit(limit)
              .dicts())
-    rows = list(query)
+    rows = cast(list[dict[str, Any]], list(query))
     if not rows:
         return [], after
     last = rows[-1]

@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import peewee
 
@@ -115,10 +115,10 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
         for chunk in batched(list(new_shipments.values()), 500):
             models.insert_rows(TrackingCache, chunk)
         if new_shipments:
-            created_ids = {(order_id, number): shipment_id for shipment_id, order_id, number in
-                           TrackingCache.select(TrackingCache.id, TrackingCache.order,
-                                                TrackingCache.courier_tracking_number)
-                           .where(TrackingCache.order.in_(sorted({k[0] for k in new_shipments}))).tuples()}
+            created = cast(Iterable[tuple[int, str, str]], TrackingCache.select(
+                TrackingCache.id, TrackingCache.order, TrackingCache.courier_tracking_number)
+                .where(TrackingCache.order.in_(sorted({k[0] for k in new_shipments}))).tuples())
+            created_ids = {(order_id, number): shipment_id for shipment_id, order_id, number in created}
             results = [
                 RegistrationResult(result.outcome, created_ids.get((reg.order_id, reg.tracking_number)), result.detail)
                 if not result.shipment_id and result.outcome != CONFLICT else result
