@@ -195,9 +195,23 @@ class IdempotencyKeys:
         return token_fingerprint(token)
 
     async def _run_and_keep(self, scope: Scope, receive: Receive, send: Send, actor: str, key: str) -> None:
+        """Run the route; its answer is stored before its last byte is sent, so a client that
+        retries after receiving it is always replayed, never told the key is still in use."""
         status = 500
         content_type: str | None = None
         chunks: list[bytes] = []
+        is_settled = False
+
+        async def settle() -> None:
+            nonlocal is_settled
+            is_settled = True
+            try:
+                if is_kept(status):
+                    await call(keep_answer, actor, key, status, b"".join(chunks), content_type)
+                else:
+                    await call(release_key, actor, key)
+            except Exception:  # a lost key only means that a retry runs again
+                logger.exception("idempotency key %s of %s not recorded", key, actor)
 
         async def capture(message: Message) -> None:
             nonlocal status, content_type
@@ -206,15 +220,13 @@ class IdempotencyKeys:
                 content_type = Headers(raw=message["headers"]).get("content-type")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await settle()
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            try:
-                if is_kept(status):
-                    await call(keep_answer, actor, key, status, b"".join(chunks), content_type)
-                else:
-                    await call(release_key, actor, key)
-            except Exception:  # the answer is sent; a lost key only means a retry runs again
-                logger.exception("idempotency key %s of %s not recorded", key, actor)
+            if not is_settled:  # the route failed before answering
+                status = 500
+                await settle()

@@ -240,3 +240,25 @@ def test_cleanup_forgets_expired_idempotency_keys_and_old_feed_rows(api):
     assert (report["idempotency_keys_deleted"], report["changes_deleted"]) == (1, 1)
     assert [k.idempotency_key for k in IdempotencyKey.select()] == ["new"]
     assert ShipmentChange.select().count() == 1
+
+
+def test_a_key_still_in_progress_is_409_and_a_stale_claim_is_taken_over(api):
+    from datetime import datetime, timedelta, timezone
+
+    from web.auth import token_fingerprint
+    from web.idempotency import request_hash
+    from web_client import ADMIN_TOKEN
+
+    body = json.dumps(item(20)).encode()
+    actor = token_fingerprint(ADMIN_TOKEN)
+    IdempotencyKey.create(actor=actor, idempotency_key="busy", request_hash=request_hash(
+        "POST", "/api/admin/shipments", b"", body))
+    busy = api.admin("POST", "/api/admin/shipments", content=body,
+                     headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
+    assert busy.status_code == 409 and busy.json()["error"] == "idempotency_key_in_use"
+    assert busy.headers["retry-after"] == "1"
+    IdempotencyKey.update(created_at=datetime.now(timezone.utc) - timedelta(minutes=10)).execute()
+    taken = api.admin("POST", "/api/admin/shipments", content=body,
+                      headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
+    assert taken.status_code == 201
+    assert IdempotencyKey.get(IdempotencyKey.idempotency_key == "busy").status_code == 201
