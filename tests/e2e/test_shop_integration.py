@@ -3,7 +3,8 @@ worker` processes on PostgreSQL and Redis: the changes feed misses nothing while
 persist; 1,000 mixed registrations in one bulk call get a result each; an idempotent retry gets
 the first answer; a corrected email makes the old one fail and the new one work; cursor pagination
 over 5,000 shipments returns each exactly once while others are registered; customers read their
-own orders with HS256 and RS256 JWTs and not another's; an expired JWT is 401.
+own orders with HS256 and RS256 JWTs and not another's; an expired JWT is 401; a stopped shipment
+and an erased order show in the feed, and the erased order's lookups find nothing.
 
 The feed test runs first: it sweeps every due shipment, and the later tests register thousands."""
 from __future__ import annotations
@@ -247,3 +248,26 @@ def test_customer_jwts_read_their_own_orders_and_not_anothers(service):
     rest = api.customer_orders(api.customer_jwt("cust-jwt-1"), cursor=paged["next_cursor"]).json()
     assert [o["order_id"] for o in paged["orders"] + rest["orders"]] == ["JWT-E2E-2", "JWT-E2E-1"]
     assert api.customer_orders(api.customer_token("cust-jwt-3")).json()["orders"][0]["order_id"] == "JWT-E2E-3"
+
+
+def test_stopping_a_shipment_and_erasing_an_order_show_in_the_feed_and_end_lookups(service):
+    api = service.api
+    cursor = api.changes("latest")["next_cursor"]
+    assert api.register("GONE-E2E-1", "gone@example.com", "EPPND8500001", customer_id="cust-gone").status_code == 201
+    stopped = api.as_admin("DELETE", "/api/admin/shipments/GONE-E2E-1/EPPND8500001")
+    assert stopped.status_code == 200 and stopped.json()["shipment"]["is_active"] is False
+    assert api.track_as_guest("GONE-E2E-1", "gone@example.com", client_ip="198.51.100.181").status_code == 200
+    erased = api.as_admin("DELETE", "/api/admin/orders/GONE-E2E-1")
+    assert erased.status_code == 200 and erased.json()["status"] == "erased"
+    assert api.track_as_guest("GONE-E2E-1", "gone@example.com", client_ip="198.51.100.182").status_code == 404
+    assert api.customer_orders(api.customer_jwt("cust-gone")).json()["orders"] == []
+    [(email_hash, customer_id)] = query(service, "SELECT customer_email_hash, customer_id FROM orders WHERE id = %s",
+                                        "GONE-E2E-1")
+    assert (email_hash, customer_id) == ("erased", None)
+    def feed_of_order() -> list[str] | None:
+        changes = [c["change"] for c in api.changes(cursor)["changes"]
+                   if c["shipment"] and c["shipment"]["order_id"] == "GONE-E2E-1"]
+        return changes if len(changes) >= 3 else None
+
+    assert wait_until(feed_of_order, what="the feed to show the stop and the erasure") == [
+        "registered", "stopped", "erased"]
