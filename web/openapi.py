@@ -529,7 +529,7 @@ def integration_paths() -> dict[str, dict[str, Any]]:
              "404": _error("No such order."), "422": _VALIDATION, **_STAFF_ERRORS},
             security=ADMIN, parameters=[_path_param("order_id", ORDER_ID, "The order id.")])},
         "/api/admin/changes": {"get": _operation(
-            "changes", "Shipments changed since a cursor, in commit order; never misses one", "admin",
+            "changes", "Shipments changed since a cursor; never skips a committed change", "admin",
             {"200": _json(_ref("Changes"), "The changes after the cursor, each with the shipment as it is now.",
                           _ETAG),
              "304": {"description": "Not modified."}, "422": _VALIDATION, **_STAFF_ERRORS},
