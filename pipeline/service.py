@@ -190,12 +190,12 @@ class OrderRefreshResult:
 
 
 def refresh_order(order_id: str, *, triggered_by: str, force: bool = False) -> OrderRefreshResult | None:
-    """Manual refresh of an order's shipments; final ones (delivered, returned, ...) are not
-    polled unless `force`. None if the order is unknown."""
+    """Manual refresh of an order's tracked shipments; final ones (delivered, returned, ...) are
+    not polled unless `force`, stopped ones (DELETE, an erasure) never. None if the order is unknown."""
     if Order.get_or_none(Order.id == order_id) is None:
         return None
     rows = list(TrackingCache.select(TrackingCache.id, TrackingCache.current_status)
-                .where(TrackingCache.order == order_id))
+                .where((TrackingCache.order == order_id) & (TrackingCache.is_active == True)))  # noqa: E712
     chosen = [row.id for row in rows if force or not statuses.is_final(row.current_status)]
     job_ids = request_refresh(chosen, lane=lanes.MANUAL, triggered_by=triggered_by) if chosen else []
     return OrderRefreshResult(job_ids=job_ids, skipped_final=len(rows) - len(chosen))
