@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import models
-from models import Order, TrackingCache
+from models import Order, TrackingCache, TrackingUpdateLog
 from pipeline import changes_feed, read_cache, runtime
 from pipeline.corrections import (
     ERASED_EMAIL_HASH,
@@ -142,6 +142,7 @@ def stop_tracking(order_id: str, tracking_number: str, *, if_match: str | None, 
 # Personal data of an order, and what erasing leaves in its place. The notifications work (issue
 # 15) adds an encrypted customer address column to orders: add it here (set to None) when it lands.
 ERASED_ORDER_VALUES: dict[str, Any] = {"customer_email_hash": ERASED_EMAIL_HASH, "customer_id": None}
+ERASED_TRIGGER = "customer:erased"
 
 
 def erase_order(order_id: str, *, now: datetime) -> ShipmentWrite:
@@ -167,6 +168,10 @@ def erase_order(order_id: str, *, now: datetime) -> ShipmentWrite:
                 last_api_response=None, api_response_hash=None,
                 tracking_events=anonymous_events(list(row.tracking_events or [])), updated_at=now,
             ).where(TrackingCache.id == row.id).execute()
+        if rows:  # a premium customer's refreshes are logged as triggered by "customer:<id>"
+            TrackingUpdateLog.update(triggered_by=ERASED_TRIGGER).where(
+                TrackingUpdateLog.tracking_cache.in_([r.id for r in rows])
+                & TrackingUpdateLog.triggered_by.startswith("customer:")).execute()
         changes_feed.record_shipment_changes([r.id for r in rows], changes_feed.ERASED, now)
         result = ShipmentWrite(ERASED, changed_fields=tuple(ERASED_ORDER_VALUES), shipment_ids=tuple(r.id for r in rows))
     read_cache.invalidate(rt.coordination, [order_id])

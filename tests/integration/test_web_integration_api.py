@@ -106,6 +106,10 @@ def test_deleting_a_shipment_stops_its_polls_and_keeps_it(api):
 
 def test_erasing_an_order_removes_its_personal_data_and_keeps_statistics(api):
     shipment_id = api.polled("ERASE-1", "FKE001", email="gone@example.com", customer_id="cust-e1")
+    from models import TrackingUpdateLog
+
+    TrackingUpdateLog.create(tracking_cache=shipment_id, update_type="manual", triggered_by="customer:cust-e1",
+                             api_call_success=True, started_at=models.utcnow())
     response = api.admin("DELETE", "/api/admin/orders/ERASE-1")
     assert response.status_code == 200 and response.json()["status"] == "erased"
     order = Order.get_by_id("ERASE-1")
@@ -114,6 +118,7 @@ def test_erasing_an_order_removes_its_personal_data_and_keeps_statistics(api):
     assert not row.is_active and row.last_api_response is None and row.delivery_location is None
     assert row.tracking_events and all(event["location"] is None for event in row.tracking_events)
     assert row.current_status != "pending"
+    assert not TrackingUpdateLog.select().where(TrackingUpdateLog.triggered_by.contains("cust-e1")).exists()
     assert api.guest("ERASE-1", "gone@example.com").status_code == 404
     assert api.customer("ERASE-1", "cust-e1").status_code == 404
     assert api.admin("DELETE", "/api/admin/orders/ERASE-1").json()["status"] == "unchanged"
