@@ -7,14 +7,15 @@ Why not simply "rows with id > cursor": on PostgreSQL a sequence value is taken 
 inserted, not when its transaction commits. Writer A takes id 10, writer B takes id 11 and commits
 first; a reader that sees 11 and moves its cursor past it would never see 10 once A commits. So
 each row also carries the id of the transaction that wrote it (`pg_current_xact_id()`, a 64-bit
-xid8 stored as bigint), and a reader only returns rows whose transaction id is below the xmin of
-its own snapshot (`pg_snapshot_xmin(pg_current_snapshot())`, in the same statement): every
-transaction below that xmin has finished, so no row can ever appear there again. Rows are ordered
-and the cursor is taken by (txid, id); a row that commits later belongs to a transaction that was
-still running, whose id is at least that xmin and so above every cursor handed out before. The
-price is latency, never loss: a feed row is held back while any older write transaction on the
-database server is still open (normally milliseconds; an idle-in-transaction session holds the
-feed until it ends). Transaction ids are allocated in start order, not commit order, so pages are
+xid8 stored as bigint), and a reader only returns rows whose transaction id is below the oldest
+transaction still in progress in its own snapshot (`pg_snapshot_xip(pg_current_snapshot())`, in
+the same statement; transactions pg_stat_activity shows in another database are left out, since
+they cannot write this table): every transaction below that bound has finished, so no row can
+ever appear there again. Rows are ordered and the cursor is taken by (txid, id); a row that
+commits later belongs to a transaction that was still running, whose id is at least that bound
+and so above every cursor handed out before. The price is latency, never loss: a feed row is
+held back while an older write transaction on this database is still open (normally
+milliseconds; an idle-in-transaction session holds the feed until it ends). Transaction ids are allocated in start order, not commit order, so pages are
 in transaction order; what a shop relies on, that a cursor taken before a change always sees it,
 holds. The alternative, serialising every writer on one lock to number rows at commit, would put
 all persists of all workers in a single file.
@@ -91,19 +92,36 @@ def record_shipment_changes(shipment_ids: Sequence[int], change: str, now: datet
 
 # --- reading -----------------------------------------------------------------------------------
 
+# The lowest transaction id that may still write rows this reader cannot see yet, computed from
+# the reading statement's own snapshot: the snapshot's in-progress transactions, leaving out those
+# pg_stat_activity shows running in another database (they cannot write our table, and on a
+# shared server they would otherwise hold the feed back); when none is left, the snapshot's xmax.
+# An in-progress id that pg_stat_activity no longer shows (committed meanwhile, a prepared
+# transaction, or hidden for lack of privilege) is kept: being conservative costs latency only.
+SAFE_BOUND_SQL = """(SELECT COALESCE(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+     WHERE NOT EXISTS (
+       SELECT 1 FROM pg_stat_activity AS a
+       WHERE a.backend_xid = (mod(x::text::bigint, 4294967296)::text)::xid
+         AND a.datid IS NOT NULL
+         AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint))"""
+
+
 def _safe_below() -> Any:
-    """SQL for "transaction ids below this are finished", evaluated in the reading statement's own
-    snapshot (PostgreSQL); on SQLite every committed row is final."""
+    """SQL for "transaction ids below this have finished writing this database's feed",
+    evaluated in the reading statement's own snapshot (PostgreSQL); on SQLite every committed
+    row is final."""
     if models.is_postgres():
-        return peewee.SQL("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        return peewee.SQL(SAFE_BOUND_SQL)
     return _AFTER_ANY_ID
 
 
 def head_cursor() -> FeedCursor:
     """A cursor after every change that can be read now and before every later one (`after=latest`)."""
     if models.is_postgres():
-        xmin = models.database.execute_sql("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]
-        return FeedCursor(int(xmin) - 1, _AFTER_ANY_ID)
+        bound = models.database.execute_sql(f"SELECT {SAFE_BOUND_SQL}").fetchone()[0]
+        return FeedCursor(int(bound) - 1, _AFTER_ANY_ID)
     last = ShipmentChange.select(peewee.fn.MAX(ShipmentChange.id)).scalar()
     return FeedCursor(0, int(last or 0))
 

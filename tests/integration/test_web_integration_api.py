@@ -269,3 +269,34 @@ def test_a_key_still_in_progress_is_409_and_a_stale_claim_is_taken_over(api):
                       headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
     assert taken.status_code == 201
     assert IdempotencyKey.get(IdempotencyKey.idempotency_key == "busy").status_code == 201
+
+
+def test_a_feed_row_committed_out_of_order_is_held_back_not_skipped(redis_stack):
+    """Two writers on PostgreSQL: the first takes a lower row id but commits last. A reader in
+    between must not move its cursor past the first writer's row."""
+    import psycopg2
+
+    from pipeline.changes_feed import START, read_changes
+
+    first = psycopg2.connect(redis_stack.config.database_url)
+    second = psycopg2.connect(redis_stack.config.database_url)
+    try:
+        with first.cursor() as cursor:  # given writer 1 inserts (lower id) and stays open
+            cursor.execute("INSERT INTO shipment_changes (shipment_id, change) VALUES (1, 'tracking') RETURNING id")
+            [(first_id,)] = cursor.fetchall()
+        with second.cursor() as cursor:  # and writer 2 inserts after it and commits first
+            cursor.execute("INSERT INTO shipment_changes (shipment_id, change) VALUES (2, 'tracking') RETURNING id")
+            [(second_id,)] = cursor.fetchall()
+        second.commit()
+        assert second_id > first_id
+        # when a reader reads now, it gets neither (writer 1 is older and still open)
+        rows, cursor_after = read_changes(START, 100)
+        assert rows == [] and cursor_after == START
+        # then once writer 1 commits, both come, writer 1's first
+        first.commit()
+        rows, cursor_after = read_changes(START, 100)
+        assert [row["id"] for row in rows] == [first_id, second_id]
+        assert read_changes(cursor_after, 100)[0] == []
+    finally:
+        first.close()
+        second.close()
