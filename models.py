@@ -13,7 +13,7 @@ import json
 import threading
 import unicodedata
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import peewee
 from peewee import (
@@ -187,6 +187,8 @@ class WebhookInbox(BaseModel):
     status = CharField(max_length=16, default=INBOX_PENDING)
     error = TextField(null=True)
     attempts = IntegerField(default=0)
+    # Webhook ingestion: the lease of the drain that claimed this row (m0006); `attempts` counts claims.
+    claimed_until = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "webhook_inbox"
@@ -469,3 +471,50 @@ def insert_rows(model: type[BaseModel], rows: Sequence[dict[str, object]]) -> No
 def count_rows(model: type[BaseModel]) -> int:
     """Rows in a table (for admin figures and tests)."""
     return model.select(SQL("1")).count()
+
+
+# --- webhook ingestion: the inbox's group insert and batch claims ----------------------------
+
+_INBOX_COLUMNS = ("courier", "topic", "external_event_id", "raw_body", "received_at", "processed_at", "status",
+                  "error")
+
+
+def insert_inbox_rows(rows: Sequence[dict[str, object]], *, keyed: bool = True) -> Any:
+    """Insert inbox rows in one statement inside the caller's transaction. With `keyed`, rows whose
+    (courier, event id) is stored already are skipped (`ON CONFLICT DO NOTHING`) and the result maps
+    (courier, event id) to the new row's id; otherwise the new ids come back in the order given."""
+    if not rows:
+        return {} if keyed else []
+    fields = [WebhookInbox._meta.columns[name] for name in _INBOX_COLUMNS]
+    params = [field.db_value(row[field.name]) for row in rows for field in fields]
+    one = "(" + ", ".join([database.param] * len(fields)) + ")"
+    sql = (f"INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}) VALUES "
+           + ", ".join([one] * len(rows))
+           + (" ON CONFLICT DO NOTHING" if keyed else "") + " RETURNING id, courier, external_event_id")
+    returned = database.execute_sql(sql, params).fetchall()
+    if keyed:
+        return {(courier, event_id): row_id for row_id, courier, event_id in returned}
+    return [row_id for row_id, _, _ in sorted(returned)]
+
+
+def claim_inbox_rows(now: datetime, *, limit: int, lease: timedelta) -> list[WebhookInbox]:
+    """Claim up to `limit` pending inbox rows no live claim holds, oldest first, for `lease`; each
+    claim counts in `attempts`. Concurrent drains skip each other's rows (FOR UPDATE SKIP LOCKED on
+    PostgreSQL; the write lock serialises them on SQLite)."""
+    free = (WebhookInbox.status == INBOX_PENDING) & (
+        WebhookInbox.claimed_until.is_null() | (WebhookInbox.claimed_until < now))
+    waiting = WebhookInbox.select(WebhookInbox.id).where(free).order_by(WebhookInbox.id).limit(limit)
+    claim = {"claimed_until": now + lease, "attempts": WebhookInbox.attempts + 1}
+    returning = (WebhookInbox.id, WebhookInbox.courier, WebhookInbox.topic, WebhookInbox.external_event_id,
+                 WebhookInbox.raw_body, WebhookInbox.attempts, WebhookInbox.received_at)
+    if is_postgres():
+        with database.atomic():
+            query = (WebhookInbox.update(**claim)
+                     .where(WebhookInbox.id.in_(waiting.for_update(skip_locked=True))).returning(*returning))
+            return sorted(query.execute(), key=lambda row: row.id)
+    with write_transaction():
+        ids = [row.id for row in waiting]
+        if not ids:
+            return []
+        WebhookInbox.update(**claim).where(WebhookInbox.id.in_(ids)).execute()
+        return list(WebhookInbox.select(*returning).where(WebhookInbox.id.in_(ids)).order_by(WebhookInbox.id))

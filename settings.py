@@ -467,6 +467,23 @@ class Settings:
                                           "Legacy connect API key.", secret=True)
     easyparcel_timezone: str = _setting("EASYPARCEL_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
                                         "Zone of the courier's naive timestamps.")
+    # Webhook ingestion (issue 13): group commit in the receiver, inbox batches through the pipeline.
+    webhook_group_window_ms: int = _setting("TRACKING_WEBHOOK_GROUP_WINDOW_MS", _non_negative_int, "2",
+                                            "Milliseconds the receiver waits for more webhooks to share one "
+                                            "transaction (0: commit whatever has arrived at once).")
+    webhook_group_max: int = _setting("TRACKING_WEBHOOK_GROUP_MAX", _positive_int, "500",
+                                      "Most webhooks one group commit of the receiver stores.")
+    inbox_batch_size: int = _setting("TRACKING_INBOX_BATCH_SIZE", _positive_int, "300",
+                                     "Most inbox rows one drain claims and persists as one batch.")
+    inbox_nudge_ms: int = _setting("TRACKING_INBOX_NUDGE_MS", _non_negative_int, "50",
+                                   "Milliseconds between the drain messages a web process sends after its "
+                                   "group commits (the last commit of a burst is always followed by one).")
+    inbox_lease_seconds: int = _setting("TRACKING_INBOX_LEASE", _positive_int, "60",
+                                        "Seconds a drain's claim on inbox rows lasts; a worker killed mid-batch "
+                                        "leaves its rows to the next drain after this.")
+    inbox_max_claims: int = _setting("TRACKING_INBOX_MAX_CLAIMS", _positive_int, "5",
+                                     "Claims of an inbox row that each ended without a result (its worker died) "
+                                     "before the row is marked failed; `trackcache inbox replay` retries it.")
 
     @property
     def is_embedded(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any, Callable
 
 import dramatiq
@@ -14,9 +15,9 @@ from periodiq import cron
 import pipeline.broker as broker_module  # noqa: F401  (a broker must exist before actors)
 import models
 import settings
-from pipeline import lanes, notifications, read_cache, runtime, store
+from pipeline import inbox, lanes, notifications, runtime, store
 from pipeline import metrics
-from pipeline.canonical import BulkResult, iso_utc
+from pipeline.canonical import BulkResult, clean_update, iso_utc
 from pipeline.couriers.base import (
     CourierError,
     CourierPayloadError,
@@ -141,17 +142,16 @@ def handle_courier_error(rt: runtime.Runtime, courier: str, numbers: list[str], 
 
 
 def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
     return timedelta(seconds=value)
 
 
 # --- parse ---------------------------------------------------------------------------------------
 
 def parse_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """Courier format -> canonical updates, for a fetched bulk response or for inbox rows."""
-    if "inbox_ids" in payload:
-        return _parse_inbox(payload)
+    """Courier format -> canonical updates (text cleaned) for a fetched bulk response."""
+    if "inbox_ids" in payload:  # a message of the per-webhook path, still queued across an upgrade
+        enqueue_drain()
+        return None
     rt = runtime.current()
     ctx = store.PollContext.from_dict(payload["context"])
     courier = payload["courier"]
@@ -169,34 +169,9 @@ def parse_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
     except CourierError as error:  # e.g. the legacy API's errors inside an HTTP 200
         handle_courier_error(rt, courier, list(payload["requested"]), ctx, error)
         return None
+    result = BulkResult(updates=tuple(clean_update(u) for u in result.updates), failures=result.failures,
+                        message=result.message)
     return {"courier": courier, "result": result.to_dict(), "context": ctx.to_dict(), "inbox_ids": []}
-
-
-def _parse_inbox(payload: dict[str, Any]) -> dict[str, Any] | None:
-    rt = runtime.current()
-    courier = payload["courier"]
-    adapter = rt.client(courier).courier
-    updates = []
-    parsed_ids = []
-    for row in store.load_inbox(payload["inbox_ids"]):
-        try:
-            message = adapter.parse_webhook(row.raw_body)
-        except CourierPayloadError as error:
-            store.mark_inbox([row.id], "failed", rt.now(), error=f"unreadable webhook: {error}")
-            logger.warning("inbox %s (%s) unreadable: %s", row.id, courier, error)
-            continue
-        if message.ignored_reason is not None:
-            store.mark_inbox([row.id], models.INBOX_IGNORED, rt.now(), error=message.ignored_reason)
-            logger.info("inbox %s (%s) ignored: %s", row.id, courier, message.ignored_reason)
-            continue
-        updates.extend(message.updates)
-        parsed_ids.append(row.id)
-    if not parsed_ids:
-        return None
-    ctx = store.PollContext(lane=lanes.WEBHOOK.name, trigger="webhook", triggered_by="webhook",
-                            started_at=iso_utc(rt.now()))
-    return {"courier": courier, "result": BulkResult(updates=tuple(updates)).to_dict(), "context": ctx.to_dict(),
-            "inbox_ids": parsed_ids}
 
 
 # --- diff ----------------------------------------------------------------------------------------
@@ -226,15 +201,77 @@ def persist_stage(payload: dict[str, Any]) -> None:
     items = [store.ItemChange.from_dict(item) for item in payload["items"]]
     report = store.persist_changes(courier, items, ctx, now=rt.now(), policy=rt.policy,
                                    max_events=rt.config.max_events, inbox_ids=payload["inbox_ids"])
-    read_cache.invalidate(rt.coordination, report.order_ids)
-    notifications.publish_status_changes(rt.coordination, report.status_changes)
-    metrics.UPDATES_PERSISTED.labels(ctx.trigger).inc(report.shipments_written)
+    _after_persist(rt, courier, ctx.trigger, report)
+
+
+def _after_persist(rt: runtime.Runtime, courier: str, trigger: str, report: store.PersistReport) -> None:
+    """After a batch's commit: read-cache invalidation and status-change publishes in one round
+    trip, then the metrics."""
+    notifications.announce_persisted(rt.coordination, report.order_ids, report.status_changes)
+    metrics.UPDATES_PERSISTED.labels(trigger).inc(report.shipments_written)
     for change in report.status_changes:
         metrics.STATUS_CHANGES.labels(change["status"]).inc()
     for code in report.unmapped_codes:
         metrics.UNMAPPED_CODES.labels(courier, code[:64]).inc()
-    logger.debug("persisted %s batch of %s: %d rows, %d events added, %d status changes", ctx.trigger, courier,
+    logger.debug("persisted %s batch of %s: %d rows, %d events added, %d status changes", trigger, courier,
                  report.shipments_written, report.events_added, len(report.status_changes))
+
+
+# --- the webhook inbox drain ---------------------------------------------------------------------
+
+def drain_stage() -> None:
+    """Claim a batch of pending inbox rows (oldest first) and take it through parse -> diff ->
+    persist in this one message: one claim, then per courier one locked read, the pure merge and
+    one bulk write. A full batch sends the next drain first, so another worker takes the next
+    batch meanwhile; an empty claim ends the chain."""
+    rt = runtime.current()
+    config = rt.config
+    rows, given_up = inbox.claim_batch(rt.now(), limit=config.inbox_batch_size,
+                                       lease=timedelta(seconds=config.inbox_lease_seconds),
+                                       max_claims=config.inbox_max_claims)
+    if len(rows) + len(given_up) >= config.inbox_batch_size:
+        enqueue_drain()
+    by_courier: dict[str, list[Any]] = {}
+    for row in rows:
+        by_courier.setdefault(row.courier, []).append(row)
+    for courier, courier_rows in by_courier.items():
+        try:
+            _drain_courier(rt, courier, courier_rows)
+        except Exception:
+            # e.g. the database went away: give the rows back now; Dramatiq retries this message
+            _release_quietly([row for rows_ in list(by_courier.values()) for row in rows_])
+            raise
+
+
+def _drain_courier(rt: runtime.Runtime, courier: str, rows: list[Any]) -> None:
+    adapter = rt.client(courier).courier
+    now = rt.now()
+    parsed: list[tuple[int, list[Any]]] = []
+    for row in rows:
+        try:
+            message = adapter.parse_webhook(row.raw_body)
+        except CourierPayloadError as error:
+            store.mark_inbox([row.id], models.INBOX_FAILED, now, error=f"unreadable webhook: {error}")
+            logger.warning("inbox %s (%s) unreadable: %s", row.id, courier, error)
+            continue
+        if message.ignored_reason is not None:  # a topic without tracking data (e.g. Shipment Created)
+            store.mark_inbox([row.id], models.INBOX_IGNORED, now, error=message.ignored_reason)
+            logger.info("inbox %s (%s) ignored: %s", row.id, courier, message.ignored_reason)
+            continue
+        parsed.append((row.id, [clean_update(update) for update in message.updates]))
+    if not parsed:
+        return
+    report, failed = store.persist_inbox_batch(courier, parsed, now=now, policy=rt.policy,
+                                               max_events=rt.config.max_events)
+    _after_persist(rt, courier, "webhook", report)
+    metrics.INBOX_BATCH_SIZE.observe(len(parsed))
+
+
+def _release_quietly(rows: list[Any]) -> None:
+    try:
+        inbox.release(rows)
+    except Exception as error:  # their lease ends on its own
+        logger.warning("could not release %d claimed inbox rows: %s", len(rows), error)
 
 
 # Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
@@ -260,14 +297,14 @@ def enqueue_poll(lane: Lane, courier: str, numbers: list[str], ctx: store.PollCo
     ]).run(delay=int(delay_seconds * 1000) if delay_seconds > 0 else None)
 
 
-def enqueue_inbox(courier: str, inbox_ids: list[int], *, delay_seconds: float = 0) -> None:
-    """Send stored webhooks through parse -> diff -> persist on the webhook lane."""
-    name = lanes.WEBHOOK.name
-    dramatiq.pipeline([
-        parse[name].message({"courier": courier, "inbox_ids": list(inbox_ids)}),
-        diff[name].message(),
-        persist[name].message(),
-    ]).run(delay=int(delay_seconds * 1000) if delay_seconds > 0 else None)
+drain = broker_module.register(dramatiq.actor(
+    actor_name="drain_inbox", queue_name=lanes.WEBHOOK.queue_name, priority=lanes.WEBHOOK.priority,
+    **_STAGE_OPTIONS)(drain_stage))
+
+
+def enqueue_drain(*, delay_seconds: float = 0) -> None:
+    """Ask a worker to drain the inbox (claims whatever is pending when it runs)."""
+    drain.send_with_options(delay=int(delay_seconds * 1000) if delay_seconds > 0 else None)
 
 
 # --- sweeps (periodiq) ---------------------------------------------------------------------------

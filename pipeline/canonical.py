@@ -3,7 +3,8 @@ events, per-shipment updates and the result of one bulk call. Plain, frozen, JSO
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -125,6 +126,31 @@ class TrackingUpdate:
     def unmapped_codes(self) -> tuple[str, ...]:
         """Raw codes/texts of events the adapter could not map (for the unmapped-codes metric)."""
         return tuple(sorted({e.raw_code or e.raw_text for e in self.events if e.status is None}))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text a database can store: NUL removed (PostgreSQL text and jsonb refuse it) and lone UTF-16
+    surrogates (e.g. a JSON "\\ud800" with no partner; json.loads joins real pairs) replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _clean_optional(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
+
+
+def clean_update(update: TrackingUpdate) -> TrackingUpdate:
+    """The same update with every text field cleaned (see `clean_text`); parse stages apply it so
+    that one courier's odd byte never fails a batch at write time."""
+    events = tuple(replace(e, raw_text=clean_text(e.raw_text), status=_clean_optional(e.status),
+                           raw_code=_clean_optional(e.raw_code), location=_clean_optional(e.location))
+                   for e in update.events)
+    return replace(update, courier=clean_text(update.courier), tracking_number=clean_text(update.tracking_number),
+                   events=events, reported_status=_clean_optional(update.reported_status))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 
 class Coordination(Protocol):
@@ -18,6 +18,7 @@ class Coordination(Protocol):
     def ttl(self, key: str) -> float | None: ...
     def expire_if_value(self, key: str, value: bytes | str, ttl_seconds: float) -> bool: ...
     def publish(self, channel: str, message: str) -> None: ...
+    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None: ...
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]: ...
     def ping(self) -> bool: ...
     def rate_limiter_backend(self) -> Any: ...
@@ -89,6 +90,11 @@ class LocalCoordination:
             targets = list(self._subscribers.get(channel, ()))
         for target in targets:
             target.put(message)
+
+    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None:
+        self.delete(*keys)
+        for message in messages:
+            self.publish(channel, message)
 
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]:
         inbox: queue.Queue[str] = queue.Queue()
@@ -165,6 +171,17 @@ class RedisCoordination:
 
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(self._k(channel), message)
+
+    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None:
+        """Delete keys and publish messages in one round trip (a pipeline, no transaction)."""
+        if not keys and not messages:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        if keys:
+            pipe.delete(*(self._k(k) for k in keys))
+        for message in messages:
+            pipe.publish(self._k(channel), message)
+        pipe.execute()
 
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)

@@ -2,7 +2,7 @@
 figures computed from the database, which hold across processes)."""
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 UNMAPPED_CODES = Counter(
     "trackcache_unmapped_courier_codes_total",
@@ -18,4 +18,9 @@ STATUS_CHANGES = Counter(
     "trackcache_status_changes_total",
     "Shipment status changes persisted.",
     ["status"],
+)
+INBOX_BATCH_SIZE = Histogram(
+    "trackcache_inbox_batch_size",
+    "Webhooks (inbox rows) one drain persisted as one batch.",
+    buckets=(1, 5, 20, 50, 100, 200, 300, 500),
 )

@@ -23,3 +23,14 @@ def listen(coordination: Coordination, stop: threading.Event) -> Iterator[dict[s
             yield json.loads(message)
         except ValueError:
             continue
+
+
+def announce_persisted(coordination: Coordination, order_ids: Sequence[str],
+                       changes: Sequence[Mapping[str, Any]]) -> None:
+    """After a batch's commit: drop the read cache of its orders and publish its status changes,
+    in one round trip to the coordination store."""
+    from pipeline import read_cache
+
+    keys = [read_cache.key_for(order_id, view) for order_id in order_ids for view in read_cache.VIEWS]
+    coordination.delete_and_publish(keys, CHANNEL, [json.dumps(dict(change), sort_keys=True) for change in changes])
+

@@ -22,7 +22,7 @@ from models import (
     TrackingUpdateLog,
     WebhookInbox,
 )
-from pipeline import changes_feed, lanes, notifications, read_cache, runtime, store
+from pipeline import changes_feed, inbox, lanes, notifications, read_cache, runtime, store
 from pipeline import status as statuses
 from pipeline.lanes import Lane
 from pipeline.registration import ExistingOrder, ShipmentRegistration, registration_conflict
@@ -30,9 +30,10 @@ from pipeline.registration import ExistingOrder, ShipmentRegistration, registrat
 logger = logging.getLogger(__name__)
 
 CREATED, UNCHANGED, CONFLICT = "created", "unchanged", "conflict"
-# Inbox rows older than this and still pending are taken to be lost by the broker.
+# Inbox rows older than this, still pending and held by no drain, get a drain from the sweep.
 INBOX_GRACE = timedelta(seconds=60)
-INBOX_MAX_ATTEMPTS = 5
+# Most drain messages one sweep or replay sends at once (each full drain sends the next).
+MAX_SWEEP_DRAINS = 8
 # Claims, shipments and inbox rows handled per query in the sweeps.
 SWEEP_CHUNK = 5000
 
@@ -284,13 +285,29 @@ def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered
 
 # --- webhooks ------------------------------------------------------------------------------------
 
-def enqueue_inbox(courier: str, inbox_ids: Sequence[int]) -> None:
-    """Hand stored webhooks to the pipeline (in batches of up to 100 rows)."""
+def enqueue_drain() -> None:
+    """Ask the pipeline to drain the inbox: a worker claims the pending rows in batches."""
     from pipeline import actors
 
-    ids = list(inbox_ids)
-    for start in range(0, len(ids), 100):
-        actors.enqueue_inbox(courier, ids[start:start + 100])
+    actors.enqueue_drain()
+
+
+def enqueue_inbox(courier: str, inbox_ids: Sequence[int]) -> None:
+    """Hand stored webhooks to the pipeline: they are pending in the inbox, so one drain takes them
+    (with every other pending row, in batches)."""
+    if inbox_ids:
+        enqueue_drain()
+
+
+def replay_inbox(*, ids: Sequence[int] = (), statuses: Sequence[str] = (models.INBOX_FAILED,),
+                 since: datetime | None = None, courier: str | None = None) -> int:
+    """Make failed (or other) inbox rows pending again and drain them; returns how many."""
+    count = inbox.replay(ids=ids, statuses=statuses, since=since, courier=courier)
+    if count:
+        for _ in range(min(MAX_SWEEP_DRAINS, -(-count // runtime.current().config.inbox_batch_size))):
+            enqueue_drain()
+    logger.info("inbox replay: %d rows pending again", count)
+    return count
 
 
 # --- sweeps --------------------------------------------------------------------------------------
@@ -319,24 +336,14 @@ def run_maintenance(*, now: datetime | None = None) -> dict[str, int]:
     claims, and expire shipments with no new event for too long."""
     rt = runtime.current()
     now = now or rt.now()
-    report = {"inbox_requeued": 0, "inbox_given_up": 0, "jobs_lost": 0, "claims_released": 0, "expired": 0}
-    stale = list(WebhookInbox.select(WebhookInbox.id, WebhookInbox.courier, WebhookInbox.attempts)
-                 .where((WebhookInbox.status == models.INBOX_PENDING) & (WebhookInbox.received_at < now - INBOX_GRACE))
-                 .order_by(WebhookInbox.id).limit(SWEEP_CHUNK))
-    give_up = [row.id for row in stale if row.attempts >= INBOX_MAX_ATTEMPTS]
-    if give_up:
-        store.mark_inbox(give_up, models.INBOX_FAILED, now, error=f"not processed after {INBOX_MAX_ATTEMPTS} attempts")
-        report["inbox_given_up"] = len(give_up)
-    retry = [row for row in stale if row.attempts < INBOX_MAX_ATTEMPTS]
-    if retry:
-        WebhookInbox.update(attempts=WebhookInbox.attempts + 1).where(
-            WebhookInbox.id.in_([row.id for row in retry])).execute()
-        by_courier: dict[str, list[int]] = {}
-        for row in retry:
-            by_courier.setdefault(row.courier, []).append(row.id)
-        for courier, ids in by_courier.items():
-            enqueue_inbox(courier, ids)
-        report["inbox_requeued"] = len(retry)
+    report = {"inbox_requeued": 0, "jobs_lost": 0, "claims_released": 0, "expired": 0}
+    # Inbox rows pending past the grace period that no drain holds: their drain message was lost
+    # (or never sent). Send drains; waiting rows are never counted as attempts, whatever the backlog.
+    stranded = inbox.unclaimed_pending(now, older_than=INBOX_GRACE)
+    if stranded:
+        for _ in range(min(MAX_SWEEP_DRAINS, -(-stranded // rt.config.inbox_batch_size))):
+            enqueue_drain()
+        report["inbox_requeued"] = stranded
     lost_before = now - 2 * rt.lease() - timedelta(seconds=sum(rt.config.retry_delays))
     report["jobs_lost"] = TrackingJob.update(
         status=models.JOB_FAILED, updated_at=now, completed_at=now,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+import peewee
+
 import models
 from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
 from pipeline import changes_feed, schedule
@@ -311,30 +313,39 @@ def load_inbox(ids: Sequence[int]) -> list[WebhookInbox]:
 
 def mark_inbox(ids: Sequence[int], status: str, now: datetime, error: str | None = None) -> None:
     if ids:
-        WebhookInbox.update(status=status, processed_at=now, error=_clip(error)).where(
+        WebhookInbox.update(status=status, processed_at=now, error=_clip(error), claimed_until=None).where(
             WebhookInbox.id.in_(list(ids))).execute()
 
 
 # --- persisting ---------------------------------------------------------------------------------
 
-def persist_changes(courier: str, items: Sequence[ItemChange], context: PollContext, *, now: datetime,
+def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: PollContext, *, now: datetime,
                     policy: SchedulePolicy, max_events: int, inbox_ids: Sequence[int] = (),
-                    rng: random.Random | None = None) -> PersistReport:
-    """Apply one batch of changes in a single transaction.
+                    rng: random.Random | None = None, result: BulkResult | None = None) -> PersistReport:
+    """Apply one batch of changes in a single transaction, in a constant number of statements.
 
     Rows are locked (in id order) and re-merged under the lock, so concurrent batches for the same
-    shipment serialise and the result does not depend on their order. Polls release their claim
-    and complete their ledger rows; webhooks mark their inbox rows processed.
+    shipment serialise and the result does not depend on their order. Given a parsed `result`
+    instead of `items`, the diff runs against the locked rows (the inbox drain's path: no separate
+    read). Polls release their claim and complete their ledger rows; webhooks mark their inbox
+    rows processed.
     """
     rng = rng or random.Random()
     started_at = parse_iso(context.started_at) or now
-    numbers = sorted({item.tracking_number for item in items})
+    if items is None:
+        assert result is not None
+        numbers = sorted({u.tracking_number for u in result.updates} | {f.tracking_number for f in result.failures})
+    else:
+        numbers = sorted({item.tracking_number for item in items})
     writes: list[_RowWrite] = []
     status_changes: list[dict[str, str]] = []
     unmapped: set[str] = set()
     events_added = 0
     with models.write_transaction():
         rows = _lock_by_number(courier, numbers)
+        if items is None:
+            assert result is not None
+            items = changes_against(rows, result, is_poll=context.is_poll)
         for item in items:
             for row in rows.get(item.tracking_number, ()):
                 write = _apply(row, item, context, now=now, policy=policy, max_events=max_events, rng=rng)
@@ -365,6 +376,53 @@ def shipment_ids_with_news(items: Sequence[ItemChange], writes: Sequence[_RowWri
     news = {item.tracking_number for item in items if item.kind == UPDATE}
     return [w.row.id for w in writes if w.row.courier_tracking_number in news or w.log.get("status_changed")
             or (w.is_failure and w.row.requires_attention)]
+
+
+def persist_inbox_batch(courier: str, parsed: Sequence[tuple[int, Sequence[TrackingUpdate]]], *, now: datetime,
+                        policy: SchedulePolicy, max_events: int) -> tuple[PersistReport, dict[int, str]]:
+    """Persist the updates of parsed inbox rows (inbox id, updates) as one batch and mark the rows
+    processed. If that transaction fails for any reason but the database being unreachable, the
+    rows are persisted one by one, so only a row that fails by itself is marked failed (with its
+    error). Returns the combined report and {inbox id: error} of the failed rows.
+
+    Raises:
+        peewee.OperationalError, peewee.InterfaceError: the database is unreachable (nothing is marked)."""
+    context = PollContext(lane="webhook", trigger="webhook", triggered_by="webhook", started_at=iso(now))
+
+    def persist(rows: Sequence[tuple[int, Sequence[TrackingUpdate]]]) -> PersistReport:
+        updates = tuple(update for _, row_updates in rows for update in row_updates)
+        return persist_changes(courier, None, context, now=now, policy=policy, max_events=max_events,
+                               inbox_ids=[inbox_id for inbox_id, _ in rows], result=BulkResult(updates=updates))
+
+    try:
+        return persist(parsed), {}
+    except (peewee.OperationalError, peewee.InterfaceError):
+        raise
+    except Exception as error:
+        logger.warning("inbox batch of %d %s webhooks failed (%s: %s); persisting them one by one", len(parsed),
+                       courier, type(error).__name__, error)
+    reports: list[PersistReport] = []
+    failed: dict[int, str] = {}
+    for row in parsed:
+        try:
+            reports.append(persist([row]))
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise
+        except Exception as error:
+            failed[row[0]] = f"could not be stored: {type(error).__name__}: {error}"
+            mark_inbox([row[0]], models.INBOX_FAILED, now, error=failed[row[0]])
+            logger.error("inbox %s (%s) failed: %s", row[0], courier, failed[row[0]])
+    return combine_reports(reports), failed
+
+
+def combine_reports(reports: Sequence[PersistReport]) -> PersistReport:
+    """One report for several persisted batches."""
+    return PersistReport(
+        shipments_written=sum(r.shipments_written for r in reports), events_added=sum(r.events_added for r in reports),
+        status_changes=tuple(change for r in reports for change in r.status_changes),
+        order_ids=tuple(sorted({order_id for r in reports for order_id in r.order_ids})),
+        unmapped_codes=tuple(sorted({code for r in reports for code in r.unmapped_codes})),
+    )
 
 
 def _finish_jobs(job_ids: Sequence[int], writes: Sequence[_RowWrite], now: datetime) -> None:
