@@ -261,6 +261,41 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if not summary.rejected else 1
 
 
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """`inbox replay`: make webhooks pending again and drain them; `inbox counts`: rows by status."""
+    from datetime import datetime, timezone
+
+    import models
+    from models import WebhookInbox
+
+    config = load_settings()
+    configure_logging("warning")
+    connect_database(config)
+    require_current_schema(config)
+    if args.inbox_command == "counts":
+        rows = (WebhookInbox.select(WebhookInbox.status, models.peewee.fn.COUNT(WebhookInbox.id).alias("n"))
+                .group_by(WebhookInbox.status).tuples())
+        for status, count in sorted(rows):
+            print(f"{status}\t{count}")
+        return 0
+    if not args.ids and not args.all:
+        raise CommandError("say which rows: --id N (repeatable) or --all (every row of --status)", EXIT_USAGE)
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise CommandError(f"--since must be an ISO date or time, got {args.since!r}", EXIT_USAGE) from None
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    from pipeline import boot, service
+
+    boot.boot(config)
+    count = service.replay_inbox(ids=args.ids or (), statuses=args.status or [models.INBOX_FAILED], since=since,
+                                 courier=args.courier)
+    print(f"{count} inbox row(s) pending again; the workers drain them")
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     import embedded
 
@@ -283,6 +318,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "import": (cmd_import, "register orders and tracking numbers from a CSV file"),
     "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
+    "inbox": (cmd_inbox, "webhook inbox: replay failed webhooks, or count rows by status"),
 }
 
 
@@ -363,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     token = add("customer-token")
     token.add_argument("customer_id", help="the shop's id of the customer")
     token.add_argument("--premium", action="store_true", help="the customer may ask for live refreshes")
+
+    inbox_cli = add("inbox")
+    inbox_sub = inbox_cli.add_subparsers(dest="inbox_command", required=True, metavar="ACTION")
+    replay = inbox_sub.add_parser("replay", help="make inbox rows pending again and drain them",
+                                  description="Make webhooks in the inbox pending again (claims and errors "
+                                              "cleared) and send drains; failed rows by default.")
+    replay.add_argument("--id", dest="ids", type=positive_int, action="append", metavar="N",
+                        help="an inbox row id (repeatable)")
+    replay.add_argument("--all", action="store_true", help="every row of the chosen status(es)")
+    replay.add_argument("--status", action="append", choices=["failed", "processed"],
+                        help="status(es) to replay (default failed; repeatable)")
+    replay.add_argument("--since", help="only rows received at or after this ISO time (UTC unless given)")
+    replay.add_argument("--courier", help="only this courier's rows")
+    inbox_sub.add_parser("counts", help="inbox rows by status", description="Inbox rows by status.")
 
     migrate = sub.add_parser("migrate", help=COMMANDS["migrate"][1], description=COMMANDS["migrate"][1])
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")

@@ -126,3 +126,25 @@ def test_enable_debug_turns_on_debug_logs_whatever_the_log_level(tmp_path):
     assert quiet.returncode == verbose.returncode == 0, verbose.stderr
     assert " DEBUG " not in quiet.stderr
     assert " DEBUG peewee: (" in verbose.stderr
+
+
+def test_inbox_replay_makes_failed_webhooks_pending_again_and_says_how_many(tmp_path):
+    import sqlite3
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'inbox.db'}"}
+    assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "inbox.db") as db:
+        for index, status in enumerate(("failed", "failed", "processed")):
+            db.execute("INSERT INTO webhook_inbox (courier, external_event_id, raw_body, received_at, status, error,"
+                       " attempts) VALUES ('fake', ?, '{}', '2026-11-30 10:00:00.000000', ?, 'lost', 6)",
+                       (f"e{index}", status))
+    unsaid = run_cli("inbox", "replay", env=env, cwd=tmp_path)
+    assert unsaid.returncode == 2 and "--id N" in unsaid.stderr and "Traceback" not in unsaid.stderr
+    result = run_cli("inbox", "replay", "--all", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("2 inbox row(s) pending again")
+    with sqlite3.connect(tmp_path / "inbox.db") as db:
+        rows = db.execute("SELECT status, error, attempts FROM webhook_inbox ORDER BY id").fetchall()
+    assert rows == [("pending", None, 0), ("pending", None, 0), ("processed", "lost", 6)]
+    counts = run_cli("inbox", "counts", env=env, cwd=tmp_path)
+    assert counts.stdout.split() == ["pending", "2", "processed", "1"]
