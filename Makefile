@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run test test-unit lint typecheck
+.PHONY: install run test test-unit lint typecheck bench-webhooks
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+
+# Webhook ingestion at 500-3,000 webhooks/s (about 10 minutes; results into BENCHMARKS.md).
+bench-webhooks: install
+	$(PY) -m bench.webhooks $(ARGS)
