@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -59,9 +60,10 @@ class TrackingEvent:
     def __post_init__(self) -> None:
         object.__setattr__(self, "time", to_utc(self.time))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Identity of the event across sources: time, raw code and text.
+        """Identity of the event across sources: time, raw code and text (computed once per
+        event: merge, diff and serialising all ask for it).
 
         Location is left out on purpose: webhooks carry no location while polls do
         (webhook_shipment_tracking_update.json vs openapi_tracking_response_delivered.json), and
