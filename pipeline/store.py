@@ -161,7 +161,7 @@ def changes_against(stored: Mapping[str, Sequence[TrackingCache]], result: BulkR
             logger.debug("no shipment registered for tracking number %s; update ignored", number)
             continue
         combined = combine_updates(updates)
-        digest = response_hash(combined)
+        digest = response_hash(combined) if is_poll else None  # only polls keep the courier's answer
         raw = result.raw_items.get(number) if is_poll else None
         if is_poll and all(row.api_response_hash == digest for row in rows):
             items.append(ItemChange(tracking_number=number, kind=UNCHANGED, response_hash=digest, raw_response=raw))
