@@ -33,6 +33,9 @@ _COMMON_ERRORS = {
     "500": _error("The server failed; the traceback is logged, never sent."),
     "503": _error("The database or the broker cannot be reached.", _RETRY_AFTER),
 }
+_GROUP_COMMIT = ("Answered once the body is committed to the inbox. Requests arriving within a few milliseconds "
+                 "share one transaction (group commit): if it fails, every one of them is answered 503 and none is "
+                 "stored, so send it again. A repeated event id answers 200 with status duplicate.")
 _STAFF_ERRORS = {
     "401": _error("No admin or viewer bearer token, or an unknown one."),
     "403": _error("A viewer token was used for a write."),
@@ -205,7 +208,7 @@ def document() -> dict[str, Any]:
                  "401": _error("Wrong secret."),
                  "413": _error("Larger than TRACKING_WEBHOOK_MAX_BYTES.")},
                 parameters=[_path_param("secret", {"type": "string"}, "TRACKING_WEBHOOK_SECRET.")],
-                body=courier_body)},
+                body=courier_body, description=_GROUP_COMMIT)},
             "/api/webhooks/{courier}": {"post": _operation(
                 "signedWebhook", "Signed webhook for any registered courier", "webhooks",
                 {"200": _json(_ref("WebhookAnswer"), "Stored (or a duplicate, acknowledged)."),
@@ -213,7 +216,7 @@ def document() -> dict[str, Any]:
                  "401": _error("Missing, stale (over 5 minutes) or wrong signature."),
                  "404": _error("No courier of that name."),
                  "413": _error("Larger than TRACKING_WEBHOOK_MAX_BYTES.")},
-                security=[{"webhookSignature": []}],
+                security=[{"webhookSignature": []}], description=_GROUP_COMMIT,
                 parameters=[_path_param("courier", {"type": "string"}, "A courier of the registry."),
                             {"name": "X-Trackcache-Timestamp", "in": "header", "required": True,
                              "schema": {"type": "string"}, "description": "Unix seconds, signed with the body."}],
