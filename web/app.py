@@ -46,6 +46,7 @@ routes: list[BaseRoute] = [
 ]
 
 middleware = [
+    Middleware(webhooks.WebhookFastPath),  # webhook POSTs are answered there, past the layers below
     Middleware(RequestMetrics),
     Middleware(ETags),
     Middleware(PageSessions),

@@ -69,9 +69,13 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            HTTP_DURATION.labels(scope["method"], route_template(scope), str(status)).observe(
-                time.perf_counter() - started)
-            STATS.record_status(status)
+            record_request(scope["method"], route_template(scope), status, time.perf_counter() - started)
+
+
+def record_request(method: str, template: str, status: int, seconds: float) -> None:
+    """Observe one HTTP request's latency by route template and status, and count its status."""
+    HTTP_DURATION.labels(method, template, str(status)).observe(seconds)
+    STATS.record_status(status)
 
 
 def record_read(audience: str, seconds: float, *, is_cache_hit: bool) -> None:

@@ -258,3 +258,21 @@ def test_a_manual_refresh_completes_within_10_seconds_while_50000_webhooks_wait(
     assert took < 10
     assert waiting > 10_000, "the backlog should still be waiting (else this test proves nothing)"
     assert TrackingCache.get_by_id(sid).current_status == "delivered"
+
+
+def test_webhook_answers_keep_their_metrics_etag_and_error_shape_on_the_fast_path(api):
+    def count(text: str, status: str) -> float:
+        pattern = ('trackcache_http_request_duration_seconds_count{method="POST",'
+                   f'route="/api/webhooks/easyparcel/{{secret}}",status="{status}"}}')
+        line = next((line for line in text.splitlines() if line.startswith(pattern)), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before = api.client.get("/metrics").text
+    accepted = api.client.post(EASYPARCEL_URL, content=b'{"uuid": "fast-1", "topic": "shipment.awb.update"}')
+    refused = api.client.post(EASYPARCEL_URL, content=b"[1]")
+    assert accepted.status_code == 200 and accepted.headers["etag"].startswith('W/"')
+    assert refused.status_code == 400 and refused.json()["error"] == "malformed_body"
+    assert refused.headers["cache-control"] == "no-store"
+    after = api.client.get("/metrics").text
+    assert count(after, "200") == count(before, "200") + 1
+    assert count(after, "400") == count(before, "400") + 1
