@@ -358,8 +358,7 @@ def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: P
                 if item.update is not None:
                     unmapped.update(item.update.unmapped_codes)
         models.bulk_update_shipments([w.row for w in writes])
-        if writes:
-            TrackingUpdateLog.insert_many([w.log for w in writes]).execute()
+        models.insert_rows(TrackingUpdateLog, [w.log for w in writes])
         if context.job_ids:
             _finish_jobs(context.job_ids, writes, now)
         mark_inbox(inbox_ids, models.INBOX_PROCESSED, now)
