@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -169,8 +170,7 @@ def parse_stage(payload: dict[str, Any]) -> dict[str, Any] | None:
     except CourierError as error:  # e.g. the legacy API's errors inside an HTTP 200
         handle_courier_error(rt, courier, list(payload["requested"]), ctx, error)
         return None
-    result = BulkResult(updates=tuple(clean_update(u) for u in result.updates), failures=result.failures,
-                        message=result.message)
+    result = replace(result, updates=tuple(clean_update(u) for u in result.updates))
     return {"courier": courier, "result": result.to_dict(), "context": ctx.to_dict(), "inbox_ids": []}
 
 
