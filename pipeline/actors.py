@@ -276,7 +276,7 @@ def _release_quietly(rows: list[Any]) -> None:
 
 # Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
 # failures never reach it: the stages handle them with the ledger's retry plan above.
-_STAGE_OPTIONS = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 120_000, "time_limit": 10 * 60_000}
+_STAGE_OPTIONS: dict[str, Any] = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 120_000, "time_limit": 10 * 60_000}
 
 fetch = _declare("fetch", fetch_stage, lanes.POLL_LANES, **_STAGE_OPTIONS)
 parse = _declare("parse", parse_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)

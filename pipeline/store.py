@@ -303,14 +303,6 @@ def shipment_ids_of_jobs(job_ids: Sequence[int]) -> list[int]:
             if row.tracking_cache_id is not None]
 
 
-def load_inbox(ids: Sequence[int]) -> list[WebhookInbox]:
-    """Inbox rows still waiting to be processed, oldest first."""
-    if not ids:
-        return []
-    return list(WebhookInbox.select().where(
-        (WebhookInbox.id.in_(list(ids))) & (WebhookInbox.status == models.INBOX_PENDING)).order_by(WebhookInbox.id))
-
-
 def mark_inbox(ids: Sequence[int], status: str, now: datetime, error: str | None = None) -> None:
     if ids:
         WebhookInbox.update(status=status, processed_at=now, error=_clip(error), claimed_until=None).where(
