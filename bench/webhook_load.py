@@ -94,8 +94,11 @@ async def run(args: argparse.Namespace) -> dict:
         await asyncio.sleep(0.001)
     for _ in workers:
         queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    return {"sent": sent, "results": results}
+    # Answers still missing `grace` seconds after the load's end are counted as unanswered.
+    _, late = await asyncio.wait(workers, timeout=max(0.1, start + args.duration + args.grace - time.time()))
+    for task in late:
+        task.cancel()
+    return {"sent": sent, "results": results, "unanswered": sent - len(results)}
 
 
 def main() -> None:
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--sequence-base", type=int, default=0)
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--label", default="bench")
+    parser.add_argument("--grace", type=float, default=30.0, help="seconds to wait for answers after the load")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     outcome = asyncio.run(run(args))

@@ -269,22 +269,26 @@ def run_rate(rate: int, duration: float, *, port: int, monitor: Monitor, tokens:
     time.sleep(max(0.0, start_at + duration - time.time()))
     probes.stop()
     for proc in procs:
-        proc.wait(timeout=duration + 120)
+        proc.wait(timeout=120)
     stopped_at = start_at + duration
     latencies: list[float] = []
     for out in outs:
         data = json.loads(out.read_text())
         result.offered += data["sent"]
+        if data.get("unanswered"):
+            result.other_answers["no answer within 30 s of the load's end"] = (
+                result.other_answers.get("no answer within 30 s of the load's end", 0) + data["unanswered"])
         for scheduled, done, status in data["results"]:
             latencies.append((done - scheduled) * 1000)
             if status == 200:
                 result.answered_200 += 1
             else:
-                result.other_answers[str(status)] = result.other_answers.get(str(status), 0) + 1
-    # after the load: the backlog 10 s later, and how long it took to reach zero (at most 120 s)
+                name = "connection error" if status == -1 else str(status)
+                result.other_answers[name] = result.other_answers.get(name, 0) + 1
+    # after the load: the backlog 10 s later, and how long it took to reach zero (at most 60 s)
     while time.time() < stopped_at + 10:
         time.sleep(0.2)
-    deadline = stopped_at + 120
+    deadline = stopped_at + 60
     while time.time() < deadline:
         pending, _ = monitor.counts()
         if pending == 0:
@@ -333,7 +337,7 @@ def table(results: list[RateResult], baseline: dict[str, float]) -> str:
              "| backlog +10 s | drained after | POST p50 / p99 | POST → visible p50 / p99 (n) | load avg |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        drained = f"{r.drained_after_s:.1f} s" if r.drained_after_s is not None else "> 120 s"
+        drained = f"{r.drained_after_s:.1f} s" if r.drained_after_s is not None else "> 60 s"
         others = ", ".join(f"{k}: {v}" for k, v in sorted(r.other_answers.items())) or "none"
         lines.append(f"| {r.rate} | {r.answered_200} / {r.offered} | {others} | {r.accepted_per_s:.0f} | "
                      f"{r.persisted_per_s:.0f} | {r.backlog_at_stop} | {r.backlog_10s_after} | {drained} | "
