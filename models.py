@@ -490,14 +490,6 @@ def insert_values(model: type[BaseModel], columns: Sequence[str], rows: Sequence
     return sql, [field.db_value(row[field.name]) for row in rows for field in fields]
 
 
-def insert_rows(model: type[BaseModel], rows: Sequence[dict[str, Any]], *, chunk: int = 1000) -> None:
-    """Insert many rows (all with the same keys, field names) in one statement per `chunk` rows."""
-    if rows:
-        columns = list(rows[0])
-        for start in range(0, len(rows), chunk):
-            database.execute_sql(*insert_values(model, columns, rows[start:start + chunk]))
-
-
 def insert_inbox_rows(rows: Sequence[dict[str, object]], *, keyed: bool = True) -> Any:
     """Insert inbox rows in one statement inside the caller's transaction. With `keyed`, rows whose
     (courier, event id) is stored already are skipped (`ON CONFLICT DO NOTHING`) and the result maps
