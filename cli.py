@@ -151,10 +151,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_settings()
     configure_logging(config.effective_log_level)
+    if args.proxy_headers and not config.trusted_proxies:
+        raise CommandError("--proxy-headers needs TRACKING_TRUSTED_PROXIES: list the addresses of the proxies whose "
+                           "X-Forwarded-For may be believed (never *)", EXIT_CONFIG)
     require_production(config, "serve")
     require_current_schema(config)
+    from web.auth import uvicorn_proxy_options
+
     uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=config.effective_log_level, proxy_headers=args.proxy_headers, access_log=args.access_log)
+                log_level=config.effective_log_level, access_log=args.access_log,
+                **uvicorn_proxy_options(config.trusted_proxies))
     return 0
 
 
@@ -375,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the proxy")
+    serve.add_argument("--proxy-headers", action="store_true",
+                       help="expect a reverse proxy: refuse to start unless TRACKING_TRUSTED_PROXIES lists it "
+                            "(forwarded headers are believed from those addresses only, with or without this flag)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     worker = add("worker")

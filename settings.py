@@ -253,6 +253,25 @@ def _networks(raw: str) -> tuple[str, ...]:
 _networks.expected = "a comma-separated list of networks like 10.0.0.0/8,127.0.0.1"  # type: ignore[attr-defined]
 
 
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        network = ipaddress.ip_network(part, strict=False)  # "*" and names raise ValueError
+        if network.prefixlen == 0:  # 0.0.0.0/0 or ::/0 is "*" by another name
+            raise ValueError
+        networks.append(str(network))
+    return tuple(networks)
+
+
+_trusted_proxies.expected = (  # type: ignore[attr-defined]
+    "a comma-separated list of proxy addresses or networks like 10.0.0.5,172.16.0.0/12 (never *)"
+)
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -396,6 +415,12 @@ class Settings:
                                       "Largest webhook body accepted (bytes).")
     shop_timezone: str = _setting("TRACKING_SHOP_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
                                   "Time zone the tracking page shows times in.")
+    # Trusted proxies (issue 18: forwarded client addresses).
+    trusted_proxies: tuple[str, ...] = _setting(
+        "TRACKING_TRUSTED_PROXIES", _trusted_proxies, "",
+        "Reverse proxies whose X-Forwarded-For/-Proto headers are believed (addresses or networks); empty = "
+        "none, the connecting address is the client. Drives uvicorn's forwarded_allow_ips for `serve` and `dev`; "
+        "uvicorn's own FORWARDED_ALLOW_IPS is not used.")
     # HTTP API: customer reads.
     read_cache_seconds: int = _setting("TRACKING_READ_CACHE_SECONDS", _positive_int, "300",
                                        "Seconds a customer read stays in the read cache (updates invalidate it sooner).")
