@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import requests
 
-from processes import ROOT, free_port, wait_until
+from processes import ROOT, free_port, stop, wait_until
 
 
 def start_dev(tmp_path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -31,12 +30,7 @@ def start_dev(tmp_path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, st
 
 
 def stop_dev(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    stop(process, signal.SIGINT)
 
 
 def guest_lookups(base: str, forwarded_for: list[str]) -> list[int]:
