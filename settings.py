@@ -216,18 +216,19 @@ _api_version.expected = "a version like 2026-06"  # type: ignore[attr-defined]
 
 
 def _token_digests(raw: str) -> tuple[str, ...]:
+    # The errors name the entry by position and never quote it: the value is a list of secrets.
     digests = []
-    for entry in (part.strip() for part in raw.split(",")):
+    for position, entry in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not entry:
             continue
         if entry.startswith("sha256:"):
             hexdigest = entry[len("sha256:"):].lower()
             if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
-                raise ValueError
+                raise ValueError(f"entry {position} is not sha256: followed by 64 hex digits")
             digests.append(hexdigest)
         else:
             if len(entry) < 16:
-                raise ValueError
+                raise ValueError(f"entry {position} is shorter than 16 characters")
             digests.append(token_digest(entry))
     return tuple(digests)
 
@@ -394,9 +395,9 @@ class Settings:
                                     "Prefix of every Redis key (queues included), so deployments can share a Redis.")
     # Access control and secrets.
     admin_tokens: tuple[str, ...] = _setting("TRACKING_ADMIN_TOKENS", _token_digests, "",
-                                             "Admin bearer tokens (comma-separated; sha256:<hex> allowed).")
+                                             "Admin bearer tokens (comma-separated; sha256:<hex> allowed).", secret=True)
     viewer_tokens: tuple[str, ...] = _setting("TRACKING_VIEWER_TOKENS", _token_digests, "",
-                                              "Read-only admin tokens (same format).")
+                                              "Read-only admin tokens (same format).", secret=True)
     internal_api_key: Secret = _setting("TRACKING_INTERNAL_API_KEY", _secret, "",
                                         "Key for /api/internal/* (X-Internal-Key header).", secret=True)
     internal_networks: tuple[str, ...] = _setting("TRACKING_INTERNAL_NETWORKS", _networks, "",
@@ -604,8 +605,9 @@ def load(environ: Mapping[str, str] | None = None, *, dotenv_path: str | None = 
         parse = meta["parse"]
         try:
             values[spec.name] = parse(raw)
-        except (ValueError, TypeError):
-            shown = "<hidden>" if meta["secret"] else repr(raw)
+        except (ValueError, TypeError) as error:
+            # A secret's value is never shown; its parser may say which part is wrong instead.
+            shown = "<hidden>" + (f" ({error})" if str(error) else "") if meta["secret"] else repr(raw)
             raise SettingsError(f"{meta['env']} must be {parse.expected}, got {shown}") from None
     return Settings(**values)
 

@@ -63,6 +63,7 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        webhooks.redact_access_log()
         if not boot:
             yield
             return

@@ -98,15 +98,22 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code_for_status(exc.status_code), detail, headers=exc.headers)
 
 
+def _route_of(request: Request) -> str:
+    # The route's template, never the path: the webhook path carries the webhook secret.
+    from web.metrics import route_template
+
+    return route_template(request.scope)
+
+
 async def handle_database_error(request: Request, exc: Exception) -> Response:
-    logger.error("database unavailable during %s %s: %s", request.method, request.url.path,
+    logger.error("database unavailable during %s %s: %s", request.method, _route_of(request),
                  str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     return error_response(503, "database_unavailable", "the database cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
 async def handle_coordination_error(request: Request, exc: Exception) -> Response:
-    logger.error("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    logger.error("Redis unavailable during %s %s: %s", request.method, _route_of(request), exc)
     return error_response(503, "broker_unavailable", "the broker cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 

@@ -120,6 +120,35 @@ async def signed_webhook(request: Request) -> Response:
     return _answer(await receive_webhook(courier, raw, id_fields=("uuid", "event_id")))
 
 
+EASYPARCEL_ROUTE_PREFIX = "/api/webhooks/easyparcel/"
+
+
+def redact_webhook_path(path: str) -> str:
+    """A request path fit for a log line: the EasyParcel webhook's secret segment (and anything
+    after it) becomes `{secret}`; other paths are unchanged."""
+    if path.startswith(EASYPARCEL_ROUTE_PREFIX):
+        return EASYPARCEL_ROUTE_PREFIX + "{secret}"
+    return path
+
+
+class RedactWebhookSecret(logging.Filter):
+    """Keeps the webhook secret out of uvicorn's access log (`--access-log`), whose third
+    argument is the request path with its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_webhook_path(args[2]), *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Install the redaction on uvicorn's access logger (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, RedactWebhookSecret) for existing in access.filters):
+        access.addFilter(RedactWebhookSecret())
+
+
 routes = [
     Route("/api/webhooks/easyparcel/{secret}", easyparcel_webhook, methods=["POST"], name="easyparcel_webhook"),
     Route("/api/webhooks/{courier}", signed_webhook, methods=["POST"], name="signed_webhook"),
