@@ -49,6 +49,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         data = json.loads(raw) if raw.strip() else None
     except ValueError as error:
         raise ApiError(400, "malformed_body", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_body", "the body is not valid JSON: it is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_body", "the body must be a JSON object")
     return data
