@@ -206,29 +206,31 @@ def worker_metrics_environment(port: int) -> dict[str, str]:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    import os
     import signal
 
     config = load_settings()
     configure_logging(config.effective_log_level)
     require_production(config, "scheduler")
     require_current_schema(config)
+    from pipeline import boot
     from pipeline.coordination import RedisCoordination
-    from pipeline.scheduler import LeaderLock
+    from pipeline.scheduler import LeaderLock, LeaderScheduler
 
-    lock = LeaderLock(RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:"))
-    if not lock.wait_for_leadership():
-        return 0
-    logger.info("this scheduler is the active one")
-    # Losing the lock (Redis lost it, or this process stalled) ends this scheduler; its supervisor
-    # restarts it as a standby.
-    lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    import periodiq
+    booted = boot.boot(config)  # no I/O to Redis here: an unreachable Redis is the loop's to wait out
+    from pipeline.actors import PERIODIC_ACTORS
 
+    coordination = RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:")
+    sweeps = LeaderScheduler(PERIODIC_ACTORS, LeaderLock(coordination))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sweeps.stop())
+    logger.info("scheduler started; sweeps: %s", ", ".join(
+        f"{actor.actor_name} ({actor.options['periodic']})" for actor in PERIODIC_ACTORS))
     try:
-        return periodiq.main(periodiq.make_argument_parser().parse_args(["pipeline.worker_entry", "pipeline.actors"]))
+        sweeps.run()
     finally:
-        lock.release()
+        coordination.close()
+        boot.stop(booted)
+    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
