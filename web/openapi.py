@@ -303,8 +303,10 @@ def document() -> dict[str, Any]:
                 {"200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}, "Alive.")},
                 security=[{}])},
             "/readyz": {"get": _operation(
-                "readyz", "The database (migrated) and the broker answer", "operations",
-                {"200": _json(_OBJECT, "Ready.")}, security=[{}])},
+                "readyz", "The database answers and is migrated (503 otherwise); Redis down is 200 degraded",
+                "operations",
+                {"200": _json(_OBJECT, "Ready (`status: ready`), or serving without Redis (`status: degraded`, "
+                                       "`checks.broker: unreachable`).")}, security=[{}])},
             "/metrics": {"get": {
                 "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["operations"], "security": [{}],
                 "responses": {"200": {"description": "Prometheus text format.",
