@@ -92,12 +92,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     config = load_settings()
     if args.check:
-        problems = config.production_problems()
+        problems, warnings = config.production_problems(), config.production_warnings()
         for problem in problems:
             print(f"unsafe for production: {problem}", file=sys.stderr)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         if problems:
             return 1
-        print("settings are valid and safe for production")
+        noted = f", with {len(warnings)} warning{'s' if len(warnings) > 1 else ''} (see above)" if warnings else ""
+        print(f"settings are valid and safe for production{noted}")
         return 0
     if args.markdown:
         print(settings_markdown(), end="")
@@ -156,6 +159,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            "X-Forwarded-For may be believed (never *)", EXIT_CONFIG)
     require_production(config, "serve")
     require_current_schema(config)
+    for warning in config.production_warnings():
+        logger.warning(warning)
     from web.auth import uvicorn_proxy_options
 
     uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,

@@ -567,6 +567,15 @@ class Settings:
             problems.append("TRACKING_ENABLE_TEST_COURIERS is on: the test courier 'fake' would be accepted")
         return problems
 
+    def production_warnings(self) -> list[str]:
+        """What a production operator should know but may have handled elsewhere (a network fence,
+        a proxy): `settings --check` prints these; processes still start."""
+        warnings = []
+        if not self.internal_networks:
+            warnings.append("TRACKING_INTERNAL_NETWORKS is empty: /metrics answers every client address (internal "
+                            "routes still need their key); list your monitoring networks, or fence /metrics off")
+        return warnings
+
 
 def describe() -> list[dict[str, str]]:
     """The settings table for the README and `trackcache settings`: variable, default, meaning."""
