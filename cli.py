@@ -173,9 +173,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import os
 
     config = load_settings()
+    configure_logging(config.effective_log_level)
     require_production(config, "worker", worker_processes=args.processes)
     require_current_schema(config)
-    argv = [sys.executable, "-m", "dramatiq", "pipeline.worker_entry", "--processes", str(args.processes),
+    argv = [sys.executable, "-m", "dramatiq", "pipeline.worker_entry", "--processes", "1",
             "--threads", str(args.threads)]
     if args.queues:
         from pipeline.lanes import LANES
@@ -184,11 +185,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if unknown:
             raise CommandError(f"unknown lane(s) {', '.join(unknown)}; lanes: {', '.join(LANES)}", EXIT_USAGE)
         argv += ["--queues", *(LANES[name].queue_name for name in args.queues)]
+    from pipeline.supervisor import WorkerSupervisor, install_signal_handlers
+
+    # The metrics directory is emptied once here, not at each restart of a worker process group.
+    base_env = dict(os.environ)
     if config.worker_metrics_port:
-        os.environ.update(worker_metrics_environment(config.worker_metrics_port))
+        base_env.update(worker_metrics_environment(config.worker_metrics_port))
+
+    def env_for_slot(index: int) -> dict[str, str]:
+        env = dict(base_env)
+        if config.worker_metrics_port and index:
+            # Every group counts into the shared metrics directory; the first serves it on the
+            # configured port, the others' exporters take a spare local port instead of failing to bind.
+            env.update({"dramatiq_prom_port": "0", "dramatiq_prom_host": "127.0.0.1"})
+        return env
+
     sys.stdout.flush()
-    os.execv(sys.executable, argv)
-    return 0  # pragma: no cover (execv does not return)
+    supervisor = WorkerSupervisor(argv, args.processes, env_for_slot=env_for_slot)
+    install_signal_handlers(supervisor)
+    return supervisor.run()
 
 
 def worker_metrics_environment(port: int) -> dict[str, str]:
