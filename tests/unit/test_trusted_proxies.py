@@ -5,6 +5,7 @@ uvicorn's own proxy-headers middleware, so the test sees the client address the 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ def seen_client(uvicorn_options: dict[str, Any], peer: str, forwarded_for: str) 
     config.load()
     scope = {"type": "http", "client": (peer, 50000), "headers": [(b"x-forwarded-for", forwarded_for.encode())],
              "scheme": "http", "path": "/", "method": "GET"}
-    asyncio.run(config.loaded_app(scope, None, None))
+    # In a thread of its own: an earlier test of the session may leave an event loop running here.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(config.loaded_app(scope, None, None))).result()
     return seen["client"]
 
 
