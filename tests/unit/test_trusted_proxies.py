@@ -47,11 +47,12 @@ def serve_options(monkeypatch):
 
     def run(environ: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
         captured.clear()
+        previous = settings.get()
         settings.use(settings.load(environ, dotenv_path=None))
         try:
             code = cli.main(["serve", *args])
         finally:
-            settings.use(settings.load(dotenv_path=None))
+            settings.use(previous)
         return code, dict(captured)
 
     return run
