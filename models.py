@@ -279,9 +279,103 @@ class ShipmentChange(BaseModel):
         table_name = "shipment_changes"
 
 
+# --- notifications: webhooks to the shop and emails to customers (issue 15) ---------------------
+
+NOTIFY_PENDING, NOTIFY_DELIVERED, NOTIFY_FAILED, NOTIFY_CANCELLED = "pending", "delivered", "failed", "cancelled"
+
+
+class NotificationEndpoint(BaseModel):
+    """A shop URL that receives signed status-change webhooks for the event types it subscribed to."""
+
+    id = peewee.AutoField()
+    url = CharField(max_length=2048)
+    description = CharField(max_length=255, default="")
+    events = JSONField(default=list)
+    secret = CharField(max_length=128)
+    # After a rotation the old secret still signs (a second signature) until it expires.
+    previous_secret = CharField(null=True, max_length=128)
+    previous_secret_expires_at = UTCDateTimeField(null=True)
+    is_enabled = BooleanField(default=True)
+    disabled_reason = TextField(null=True)
+    failing_since = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "notification_endpoints"
+
+
+class NotificationOutbox(BaseModel):
+    """One notification to deliver (a webhook to an endpoint or an email to a customer), written
+    in the transaction of the change that caused it and delivered at least once afterwards."""
+
+    id = BigAutoField()
+    channel = CharField(max_length=16)  # webhook | email
+    event_type = CharField(max_length=64)
+    endpoint_id = IntegerField(null=True)
+    order_id = CharField(null=True, max_length=128)
+    tracking_cache_id = IntegerField(null=True)
+    message_id = CharField(max_length=64, unique=True)  # the webhook-id header / email Message-ID
+    dedupe_key = CharField(max_length=128, unique=True)
+    payload = JSONField()
+    status = CharField(max_length=16, default=NOTIFY_PENDING)
+    attempts = IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField(default=utcnow)
+    claimed_until = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+    last_status_code = IntegerField(null=True)
+    replay_of = CharField(null=True, max_length=64)
+    created_at = UTCDateTimeField(default=utcnow)
+    delivered_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "notification_outbox"
+
+
+class NotificationAttempt(BaseModel):
+    """One try at delivering an outbox row: the answer's status code, latency and first bytes."""
+
+    id = BigAutoField()
+    outbox = ForeignKeyField(NotificationOutbox, column_name="outbox_id", backref="attempt_rows", on_delete="CASCADE")
+    outbox_id: int
+    attempted_at = UTCDateTimeField(default=utcnow)
+    is_success = BooleanField(default=False)
+    status_code = IntegerField(null=True)
+    latency_ms = IntegerField(null=True)
+    response_excerpt = TextField(null=True)
+    error = TextField(null=True)
+
+    class Meta:
+        table_name = "notification_attempts"
+
+
+class OrderContact(BaseModel):
+    """How to reach an order's customer: the email address encrypted (Fernet; only the notifier
+    decrypts it), the language, and whether emails are wanted, unsubscribed or bouncing.
+    Erasing an order erases this row (`pipeline.outbox.erase_customer_contact`)."""
+
+    order = ForeignKeyField(Order, column_name="order_id", primary_key=True, on_delete="CASCADE")
+    order_id: str
+    email_encrypted = TextField(null=True)
+    locale = CharField(max_length=8, default="en")
+    notify_email = BooleanField(default=False)
+    unsubscribed_at = UTCDateTimeField(null=True)
+    bounced_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "order_contacts"
+
+
+NOTIFICATION_MODELS: tuple[type[BaseModel], ...] = (NotificationEndpoint, NotificationOutbox, NotificationAttempt,
+                                                    OrderContact)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily, AuditLog,
     IdempotencyKey, ShipmentChange,
+    *NOTIFICATION_MODELS,
 )
 
 

@@ -313,6 +313,63 @@ def _cron(raw: str) -> str:
 _cron.expected = "a five-field cron expression like '*/15 * * * *'"  # type: ignore[attr-defined]
 
 
+# --- parsers of the notifications settings ---
+
+def _smtp_url(raw: str) -> Secret:
+    url = raw.strip()
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+            raise ValueError
+        parsed.port  # noqa: B018 (raises ValueError on a bad port)
+    return Secret(url)
+
+
+_smtp_url.expected = "an smtp://user:pass@host:587 or smtps://host:465 URL, or empty"  # type: ignore[attr-defined]
+
+
+def _fernet_keys(raw: str) -> Secret:
+    keys = [part.strip() for part in raw.split(",") if part.strip()]
+    if keys:
+        from cryptography.fernet import Fernet
+
+        for key in keys:
+            Fernet(key.encode("ascii"))  # raises ValueError when not 32 url-safe base64-encoded bytes
+    return Secret(",".join(keys))
+
+
+_fernet_keys.expected = (  # type: ignore[attr-defined]
+    "comma-separated Fernet keys (newest first), e.g. from `trackcache contact-key`"
+)
+
+
+def _statuses(raw: str) -> tuple[str, ...]:
+    from pipeline.status import STATUSES
+
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(name not in STATUSES for name in names):
+        raise ValueError
+    return names
+
+
+_statuses.expected = (  # type: ignore[attr-defined]
+    "comma-separated canonical statuses (pending, info_received, in_transit, out_for_delivery, failed_attempt, "
+    "available_for_pickup, delivered, exception, returned, cancelled, expired)"
+)
+
+
+def _locale(raw: str) -> str:
+    import re
+
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", value):
+        raise ValueError
+    return value
+
+
+_locale.expected = "a language code with an email catalog, like en or ms"  # type: ignore[attr-defined]
+
+
 def _setting(env: str, parse: Callable[[str], T], default: str | None, doc: str, *, secret: bool = False) -> T:
     """Declare one setting; the dataclass field's metadata carries everything `load` needs."""
     return field(metadata={"env": env, "parse": parse, "default": default, "doc": doc, "secret": secret})  # type: ignore[return-value]
@@ -480,6 +537,38 @@ class Settings:
                                      "Hours the tracking-page link given after a guest lookup stays valid.")
     page_refresh_seconds: int = _setting("TRACKING_PAGE_REFRESH_SECONDS", _positive_int, "30",
                                          "Seconds between the open tracking page's checks for updates.")
+    # Notifications: signed webhooks to the shop and emails to customers (pipeline/outbox.py).
+    public_url: str = _setting("TRACKING_PUBLIC_URL", _http_url, "",
+                               "This service's address as customers reach it (links in emails), e.g. "
+                               "https://track.example.com.")
+    notify_retry_delays: tuple[int, ...] = _setting("TRACKING_NOTIFY_RETRY_DELAYS", _delays,
+                                                    "5,300,1800,7200,18000,36000,36000",
+                                                    "Seconds before each retry of a failed webhook or email delivery.")
+    notify_timeout: float = _setting("TRACKING_NOTIFY_TIMEOUT", _positive_float, "5",
+                                     "Seconds a webhook or SMTP delivery may take before it counts as failed.")
+    notify_allow_http: bool = _setting("TRACKING_NOTIFY_ALLOW_HTTP", _boolean, "false",
+                                       "Allow http:// webhook endpoints (dev and tests; production wants https).")
+    notify_disable_after_days: int = _setting("TRACKING_NOTIFY_DISABLE_AFTER_DAYS", _positive_int, "5",
+                                              "Days of failing deliveries after which an endpoint is disabled.")
+    notify_sweep_cron: str = _setting("TRACKING_NOTIFY_SWEEP_CRON", _cron, "* * * * *",
+                                      "When the notification sweep re-enqueues deliveries the broker lost.")
+    contact_keys: Secret = _setting("TRACKING_CONTACT_KEYS", _fernet_keys, "",
+                                    "Fernet keys that encrypt customer email addresses at rest, newest first "
+                                    "(older ones still decrypt).", secret=True)
+    smtp_url: Secret = _setting("TRACKING_SMTP_URL", _smtp_url, "",
+                                "SMTP server for customer emails (smtp:// uses STARTTLS when offered, smtps:// "
+                                "TLS); empty = no emails.", secret=True)
+    email_from: str = _setting("TRACKING_EMAIL_FROM", _text, "",
+                               "From address of customer emails, e.g. 'Shop <track@shop.example>'.")
+    email_statuses: tuple[str, ...] = _setting("TRACKING_EMAIL_STATUSES", _statuses,
+                                               "in_transit,out_for_delivery,delivered,exception",
+                                               "Statuses whose arrival sends the customer an email.")
+    email_all_shipments: bool = _setting("TRACKING_EMAIL_ALL_SHIPMENTS", _boolean, "false",
+                                         "Email every customer, not only shipments registered with notify_email.")
+    email_default_locale: str = _setting("TRACKING_EMAIL_LOCALE", _locale, "en",
+                                         "Language of emails when the registration names none (en, ms, or any with a catalog).")
+    email_template_dir: str = _setting("TRACKING_EMAIL_TEMPLATE_DIR", _text, "",
+                                       "Folder of the shop's own email templates (override ours by name).")
     # Courier: EasyParcel.
     easyparcel_api: str = _setting("EASYPARCEL_API", _api_kind, "open", "Which EasyParcel API: open or legacy.")
     easyparcel_base_url: str = _setting("EASYPARCEL_BASE_URL", _http_url, "",
@@ -565,6 +654,10 @@ class Settings:
             problems.append("TRACKING_ENABLE_DEBUG is on")
         if self.enable_test_couriers:
             problems.append("TRACKING_ENABLE_TEST_COURIERS is on: the test courier 'fake' would be accepted")
+        if self.smtp_url and not self.contact_keys:
+            problems.append("TRACKING_SMTP_URL is set but TRACKING_CONTACT_KEYS is empty: addresses cannot be stored")
+        if self.smtp_url and not (self.email_from and self.public_url):
+            problems.append("TRACKING_SMTP_URL is set: TRACKING_EMAIL_FROM and TRACKING_PUBLIC_URL are needed too")
         return problems
 
     def production_warnings(self) -> list[str]:

@@ -16,7 +16,7 @@ from periodiq import cron
 import pipeline.broker as broker_module  # noqa: F401  (a broker must exist before actors)
 import models
 import settings
-from pipeline import inbox, lanes, notifications, runtime, store
+from pipeline import delivery, inbox, lanes, notifications, runtime, store
 from pipeline import metrics
 from pipeline.canonical import BulkResult, clean_update, iso_utc
 from pipeline.couriers.base import (
@@ -208,6 +208,7 @@ def _after_persist(rt: runtime.Runtime, courier: str, trigger: str, report: stor
     """After a batch's commit: read-cache invalidation and status-change publishes in one round
     trip, then the metrics."""
     notifications.announce_persisted(rt.coordination, report.order_ids, report.status_changes)
+    enqueue_deliveries(report.notification_ids)
     metrics.UPDATES_PERSISTED.labels(trigger).inc(report.shipments_written)
     for change in report.status_changes:
         metrics.STATUS_CHANGES.labels(change["status"]).inc()
@@ -284,6 +285,29 @@ diff = _declare("diff", diff_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)
 persist = _declare("persist", persist_stage, lanes.UPDATE_LANES, **_STAGE_OPTIONS)
 
 
+# --- notifications (their own lane) ---------------------------------------------------------------
+
+def deliver_notification(outbox_id: int) -> None:
+    """One delivery attempt of an outbox row (webhook or email); schedules its next try."""
+    retry_in = delivery.deliver(outbox_id)
+    if retry_in is not None:
+        enqueue_deliveries([outbox_id], delay_seconds=retry_in)
+
+
+# Delivery failures are the outbox's retries (recorded, on the configured schedule); Dramatiq's
+# retries are left for unexpected exceptions such as a database outage.
+deliver = broker_module.register(dramatiq.actor(
+    actor_name="deliver_notification", queue_name=lanes.NOTIFY.queue_name, priority=lanes.NOTIFY.priority,
+    **_STAGE_OPTIONS)(deliver_notification))
+
+
+def enqueue_deliveries(outbox_ids: Any, *, delay_seconds: float = 0) -> None:
+    """One delivery message per outbox row."""
+    delay = int(delay_seconds * 1000) if delay_seconds > 0 else None
+    for outbox_id in outbox_ids:
+        deliver.send_with_options(args=(int(outbox_id),), delay=delay)
+
+
 def enqueue_poll(lane: Lane, courier: str, numbers: list[str], ctx: store.PollContext, *,
                  delay_seconds: float = 0) -> None:
     """Send one fetch -> parse -> diff -> persist pipeline on a lane."""
@@ -334,6 +358,13 @@ def cleanup_sweep() -> None:
     service.run_cleanup()
 
 
+def notification_sweep() -> None:
+    """Re-enqueue notification deliveries whose message was lost."""
+    import pipeline.service as service
+
+    service.requeue_lost_notifications()
+
+
 def usage_report() -> None:
     """Store the daily API usage summary for yesterday and today."""
     import pipeline.service as service
@@ -355,4 +386,8 @@ sweep_usage = broker_module.register(dramatiq.actor(
     actor_name="sweep_usage_report", priority=lanes.CLEANUP.priority,
     periodic=cron(_config.usage_report_cron), **_sweep_options())(usage_report))
 
-PERIODIC_ACTORS = (sweep_poll, sweep_maintenance, sweep_cleanup, sweep_usage)
+sweep_notifications = broker_module.register(dramatiq.actor(
+    actor_name="sweep_notifications", priority=lanes.NOTIFY.priority,
+    periodic=cron(_config.notify_sweep_cron), **_sweep_options())(notification_sweep))
+
+PERIODIC_ACTORS = (sweep_poll, sweep_maintenance, sweep_cleanup, sweep_usage, sweep_notifications)

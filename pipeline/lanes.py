@@ -26,8 +26,11 @@ RETRY = Lane("retry", 75, "retry")
 BULK = Lane("bulk", 80, "manual")
 SCHEDULED = Lane("scheduled", 100, "update")
 CLEANUP = Lane("cleanup", 200, "cleanup")
+# Notifications to the shop and customers (webhooks, emails): their own queue, so a slow shop
+# endpoint or SMTP server never holds up tracking updates, and updates never delay notifications.
+NOTIFY = Lane("notify", 90, None)
 
-LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP)}
+LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP, NOTIFY)}
 # Lanes that carry courier polls (fetch -> parse -> diff -> persist).
 POLL_LANES = (MANUAL, RETRY, BULK, SCHEDULED)
 # Lanes whose updates flow through parse -> diff -> persist.

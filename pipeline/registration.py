@@ -20,9 +20,14 @@ class ShipmentRegistration:
     tracking_number: str
     courier: str
     customer_id: str | None = None
+    # Notifications: email the customer about status changes (None: TRACKING_EMAIL_ALL_SHIPMENTS
+    # decides), in this language (None: TRACKING_EMAIL_LOCALE).
+    notify_email: bool | None = None
+    locale: str | None = None
 
 
-def validate_registration(data: Mapping[str, Any], couriers: Collection[str]) -> tuple[ShipmentRegistration | None, dict[str, str]]:
+def validate_registration(data: Mapping[str, Any], couriers: Collection[str], locales: Collection[str] = ("en",),
+                          ) -> tuple[ShipmentRegistration | None, dict[str, str]]:
     """A clean registration, or per-field errors naming what is wrong."""
     errors: dict[str, str] = {}
 
@@ -55,11 +60,18 @@ def validate_registration(data: Mapping[str, Any], couriers: Collection[str]) ->
     customer_id = text("customer_id", required=False)
     if customer_id is not None and not CUSTOMER_ID_PATTERN.match(customer_id):
         errors["customer_id"] = "must be 1-128 characters: letters, digits and . _ : @ -"
+    notify_email = data.get("notify_email")
+    if notify_email is not None and not isinstance(notify_email, bool):
+        errors["notify_email"] = "must be true or false"
+    locale = data.get("locale")
+    if locale is not None and (not isinstance(locale, str) or locale not in locales):
+        errors["locale"] = f"must be one of: {', '.join(sorted(locales))}"
     if errors:
         return None, errors
     assert order_id and email and number
     return ShipmentRegistration(order_id=order_id, customer_email=email, tracking_number=number,
-                                courier=courier, customer_id=customer_id), {}
+                                courier=courier, customer_id=customer_id, notify_email=notify_email,
+                                locale=locale), {}
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,11 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
             Order.update(customer_id=customer_id).where(Order.id == order_id).execute()
         for chunk in batched(list(new_shipments.values()), 500):
             models.insert_rows(TrackingCache, chunk)
+        contacts = _contacts_to_store(registrations, results, rt.config)
+        if contacts:
+            from pipeline import outbox
+
+            outbox.store_contacts(contacts, now=now)
         if new_shipments:
             created = cast(Iterable[tuple[int, str, str]], TrackingCache.select(
                 TrackingCache.id, TrackingCache.order, TrackingCache.courier_tracking_number)
@@ -143,6 +148,22 @@ def invalidate_after_commit(order_ids: Sequence[str]) -> None:
 
         logger.warning("read cache of order(s) %s not invalidated, coordination store unavailable: %s",
                        ", ".join(order_ids[:5]) + (" ..." if len(order_ids) > 5 else ""), brief_error(error))
+
+
+def _contacts_to_store(registrations: Sequence[tuple[ShipmentRegistration, datetime | None]],
+                       results: Sequence[RegistrationResult], config: Any) -> dict[str, tuple[str, str, bool]]:
+    """order id -> (address, locale, notify) for the registrations whose customer is to be emailed:
+    asked for (`notify_email`), or every customer by TRACKING_EMAIL_ALL_SHIPMENTS unless declined.
+    Nothing when no TRACKING_CONTACT_KEYS is set (addresses are only ever stored encrypted)."""
+    if not config.contact_keys:
+        return {}
+    contacts = {}
+    for (registration, _), result in zip(registrations, results):
+        wants = registration.notify_email if registration.notify_email is not None else config.email_all_shipments
+        if wants and result.outcome != CONFLICT:
+            contacts[registration.order_id] = (registration.customer_email,
+                                               registration.locale or config.email_default_locale, True)
+    return contacts
 
 
 # --- refreshes -----------------------------------------------------------------------------------
@@ -391,11 +412,15 @@ def run_maintenance(*, now: datetime | None = None) -> dict[str, int]:
 
 def expire_stale_shipments(*, now: datetime) -> int:
     """Shipments with no new event for `TRACKING_EXPIRE_AFTER_DAYS` become expired (and stop polling)."""
+    from pipeline import actors, outbox
+
     rt = runtime.current()
     cutoff = now - timedelta(days=rt.config.expire_after_days)
     reference = peewee.fn.COALESCE(TrackingCache.last_event_at, TrackingCache.created_at)
     rows = list(TrackingCache.select(TrackingCache.id, TrackingCache.order, TrackingCache.courier_tracking_number,
-                                     TrackingCache.current_status)
+                                     TrackingCache.current_status, TrackingCache.courier_service,
+                                     TrackingCache.tracking_events, TrackingCache.estimated_delivery,
+                                     TrackingCache.requires_attention)
                 .where((TrackingCache.is_active == True)  # noqa: E712
                        & (TrackingCache.current_status.not_in(sorted(statuses.FINAL_STATUSES)))
                        & (reference < cutoff))
@@ -415,11 +440,37 @@ def expire_stale_shipments(*, now: datetime) -> int:
             for row in rows
         ]).execute()
         changes_feed.record_shipment_changes(ids, changes_feed.TRACKING, now)
+        notification_ids = outbox.record_status_changes([_expired_notice(row, now=now) for row in rows], now=now)
+    actors.enqueue_deliveries(notification_ids)
     read_cache.invalidate(rt.coordination, sorted({row.order_id for row in rows}))
     notifications.publish_status_changes(rt.coordination, [
         {"order_id": row.order_id, "tracking_number": row.courier_tracking_number, "previous": row.current_status,
          "status": statuses.EXPIRED} for row in rows])
     return len(rows)
+
+
+# A pending notification due this long ago and held by no worker lost its message.
+NOTIFICATION_GRACE = timedelta(seconds=90)
+
+
+def requeue_lost_notifications(*, now: datetime | None = None) -> int:
+    """Enqueue again the outbox rows whose delivery message was lost (a worker killed after the
+    status change's commit, a broker that lost its queue); returns how many."""
+    from pipeline import actors, outbox
+
+    rt = runtime.current()
+    ids = outbox.lost_deliveries(now=now or rt.now(), grace=NOTIFICATION_GRACE)
+    actors.enqueue_deliveries(ids)
+    if ids:
+        logger.info("notification sweep re-enqueued %d deliveries", len(ids))
+    return len(ids)
+
+
+def _expired_notice(row: TrackingCache, *, now: datetime) -> dict[str, Any]:
+    """The outbox's view of a shipment the expiry sweep just expired (and flagged)."""
+    notice = store.notice_of(row, row.current_status, now=now, is_attention=not row.requires_attention)
+    return {**notice, "status": statuses.EXPIRED, "requires_attention": True,
+            "attention_reason": f"no new event for {runtime.current().config.expire_after_days} days"}
 
 
 def run_cleanup(*, now: datetime | None = None) -> dict[str, int]:

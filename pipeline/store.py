@@ -15,7 +15,7 @@ import peewee
 
 import models
 from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
-from pipeline import changes_feed, schedule
+from pipeline import changes_feed, outbox, schedule
 from pipeline import status as statuses
 from pipeline.canonical import BulkResult, TrackingEvent, TrackingUpdate, iso_utc, parse_iso
 from pipeline.merge import ShipmentState, combine_updates, merge_updates
@@ -93,6 +93,7 @@ class PersistReport:
     status_changes: tuple[dict[str, str], ...] = ()
     order_ids: tuple[str, ...] = ()
     unmapped_codes: tuple[str, ...] = ()
+    notification_ids: tuple[int, ...] = ()  # outbox rows written with this batch, to deliver
 
 
 @dataclass
@@ -331,6 +332,7 @@ def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: P
         numbers = sorted({item.tracking_number for item in items})
     writes: list[_RowWrite] = []
     status_changes: list[dict[str, str]] = []
+    notices: list[dict[str, Any]] = []
     unmapped: set[str] = set()
     events_added = 0
     with models.write_transaction():
@@ -340,6 +342,7 @@ def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: P
             items = changes_against(rows, result, is_poll=context.is_poll)
         for item in items:
             for row in rows.get(item.tracking_number, ()):
+                had_attention = bool(row.requires_attention)
                 write = _apply(row, item, context, now=now, policy=policy, max_events=max_events, rng=rng)
                 write.log.update(started_at=started_at, completed_at=now)
                 writes.append(write)
@@ -347,6 +350,9 @@ def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: P
                 if write.log["status_changed"]:
                     status_changes.append({"order_id": row.order_id, "tracking_number": row.courier_tracking_number,
                                            "previous": write.log["previous_status"], "status": row.current_status})
+                if write.log["status_changed"] or (row.requires_attention and not had_attention):
+                    notices.append(notice_of(row, write.log["previous_status"], now=now,
+                                             is_attention=bool(row.requires_attention and not had_attention)))
                 if item.update is not None:
                     unmapped.update(item.update.unmapped_codes)
         models.bulk_update_shipments([w.row for w in writes])
@@ -355,9 +361,11 @@ def persist_changes(courier: str, items: Sequence[ItemChange] | None, context: P
             _finish_jobs(context.job_ids, writes, now)
         mark_inbox(inbox_ids, models.INBOX_PROCESSED, now)
         changes_feed.record_shipment_changes(shipment_ids_with_news(items, writes), changes_feed.TRACKING, now)
+        notification_ids = outbox.record_status_changes(notices, now=now)
     return PersistReport(
         shipments_written=len(writes), events_added=events_added, status_changes=tuple(status_changes),
         order_ids=tuple(sorted({w.row.order_id for w in writes})), unmapped_codes=tuple(sorted(unmapped)),
+        notification_ids=tuple(notification_ids),
     )
 
 
@@ -413,7 +421,24 @@ def combine_reports(reports: Sequence[PersistReport]) -> PersistReport:
         status_changes=tuple(change for r in reports for change in r.status_changes),
         order_ids=tuple(sorted({order_id for r in reports for order_id in r.order_ids})),
         unmapped_codes=tuple(sorted({code for r in reports for code in r.unmapped_codes})),
+        notification_ids=tuple(outbox_id for r in reports for outbox_id in r.notification_ids),
     )
+
+
+def notice_of(row: TrackingCache, previous: str, *, now: datetime, is_attention: bool = False) -> dict[str, Any]:
+    """What the outbox needs to know about one shipment's change (status and/or attention flag):
+    the parcel, both statuses, the newest event (the cause), the delivery dates, and when."""
+    newest = (row.tracking_events or [None])[0]
+    event = None
+    if newest:
+        event = {"time": newest.get("time"), "status": newest.get("status"),
+                 "description": newest.get("raw_text"), "location": newest.get("location"),
+                 "fingerprint": newest.get("fingerprint")}
+    return {"shipment_id": row.id, "order_id": row.order_id, "tracking_number": row.courier_tracking_number,
+            "courier": row.courier_service, "previous": previous, "status": row.current_status, "event": event,
+            "estimated_delivery": iso_utc(row.estimated_delivery), "delivered_at": iso_utc(row.actual_delivery),
+            "requires_attention": bool(row.requires_attention), "attention_reason": row.attention_reason,
+            "is_attention": is_attention, "occurred_at": iso_utc(now)}
 
 
 def _finish_jobs(job_ids: Sequence[int], writes: Sequence[_RowWrite], now: datetime) -> None:

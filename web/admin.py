@@ -76,9 +76,14 @@ def register(staff: Staff, request: Request, data: Mapping[str, Any]) -> tuple[i
     """Validate and register one shipment; returns the status and body (sync)."""
     from pipeline import service
 
-    registration, errors = validate_registration(data, service.enabled_couriers())
+    from pipeline import emails
+
+    registration, errors = validate_registration(data, service.enabled_couriers(), emails.available_locales())
     if registration is None:
         raise ApiError(422, "validation_failed", "the registration is not valid", fields=errors)
+    if registration.notify_email and not runtime.current().config.contact_keys:
+        raise ApiError(422, "validation_failed", "email notifications are not set up on this server",
+                       fields={"notify_email": "needs TRACKING_CONTACT_KEYS (addresses are stored only encrypted)"})
     result = service.register_shipment(registration)
     if result.outcome == service.CONFLICT:
         audit(staff, request, "shipment.register.conflict", registration.order_id,
@@ -94,6 +99,8 @@ def register(staff: Staff, request: Request, data: Mapping[str, Any]) -> tuple[i
     body = {"status": result.outcome, "shipment_id": result.shipment_id, "order_id": registration.order_id,
             "tracking_number": registration.tracking_number, "courier": registration.courier,
             "customer_id": registration.customer_id}
+    if registration.notify_email is not None or registration.locale is not None:
+        body.update(notify_email=registration.notify_email, locale=registration.locale)
     return (201 if result.outcome == service.CREATED else 200), body
 
 

@@ -20,7 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import settings as settings_module
-from web import admin, admin_shipments, customer, health, internal, openapi, pages, webhooks
+from web import (admin, admin_shipments, customer, health, internal, notification_pages, notifications, openapi,
+                 pages, webhooks)
 from web.caching import ETags
 from web.errors import RefuseNulCharacters, exception_handlers
 from web.idempotency import IdempotencyKeys
@@ -41,6 +42,8 @@ routes: list[BaseRoute] = [
     *admin_shipments.routes,
     *internal.routes,
     *health.routes,
+    *notifications.routes,
+    *notification_pages.routes,
     *pages.routes,
     Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"),
 ]

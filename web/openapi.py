@@ -319,7 +319,9 @@ def document() -> dict[str, Any]:
                 "operationId": "openapi", "summary": "This document", "tags": ["operations"], "security": [{}],
                 "responses": {"200": {"description": "The OpenAPI document.",
                                       "content": {"application/json": {"schema": _OBJECT}}}}}},
+            **notification_paths(),
         },
+        "webhooks": notification_webhooks(),
     }
     return with_integration_api(described)
 
@@ -578,3 +580,164 @@ def with_integration_api(described: dict[str, Any]) -> dict[str, Any]:
         for status, response in _IDEMPOTENCY_ERRORS.items():
             post["responses"].setdefault(status, response)
     return described
+
+
+# --- notifications: the endpoints' admin API and the webhooks sent to them ------------------------
+
+NOTIFICATION_SCHEMAS: dict[str, Any] = {
+    "NotificationEndpointInput": {
+        "type": "object", "required": ["url", "events"], "additionalProperties": False,
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048,
+                    "description": "https:// (http:// only with TRACKING_NOTIFY_ALLOW_HTTP)."},
+            "events": {"type": "array", "minItems": 1,
+                       "items": {"enum": ["shipment.status_changed", "shipment.out_for_delivery", "shipment.delivered",
+                                          "shipment.exception", "shipment.attention_required", "*"]}},
+            "description": {"type": "string", "maxLength": 255},
+        },
+    },
+    "NotificationEndpointUpdate": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048}, "description": {"type": "string", "maxLength": 255},
+            "events": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "enabled": {"type": "boolean", "description": "false disables the endpoint; true enables it again."},
+        },
+    },
+    "NotificationEndpoint": {
+        "type": "object", "required": ["id", "url", "events", "enabled"],
+        "properties": {
+            "id": {"type": "integer"}, "url": {"type": "string"}, "description": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}}, "enabled": {"type": "boolean"},
+            "disabled_reason": {"type": ["string", "null"]}, "failing_since": ISO_TIME,
+            "created_at": ISO_TIME, "updated_at": ISO_TIME, "previous_secret_expires_at": ISO_TIME,
+            "secret": {"type": "string", "description": "whsec_...: only in the answers that create or rotate it."},
+        },
+    },
+    "ShipmentEvent": {
+        "type": "object", "required": ["type", "timestamp", "data"],
+        "description": "The body of every shipment webhook (Standard Webhooks' type / timestamp / data).",
+        "properties": {
+            "type": {"enum": ["shipment.status_changed", "shipment.out_for_delivery", "shipment.delivered",
+                              "shipment.exception", "shipment.attention_required"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "replay_of": {"type": "string", "description": "Only on replays: the webhook-id of the original."},
+            "data": {
+                "type": "object",
+                "required": ["order_id", "tracking_number", "courier", "previous_status", "status", "event",
+                             "estimated_delivery", "occurred_at"],
+                "properties": {
+                    "order_id": {"type": "string"}, "tracking_number": {"type": "string"},
+                    "courier": {"type": "string"}, "previous_status": {"type": "string"},
+                    "status": {"type": "string"}, "status_label": {"type": "string"},
+                    "event": {"type": ["object", "null"], "description": "The courier event that caused the change."},
+                    "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME,
+                    "requires_attention": {"type": "boolean"}, "attention_reason": {"type": ["string", "null"]},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
+    },
+}
+SCHEMAS.update(NOTIFICATION_SCHEMAS)
+_ENDPOINT_ID = _path_param("endpoint_id", {"type": "string", "pattern": "^[0-9]{1,9}$"}, "The endpoint id.")
+
+
+def notification_paths() -> dict[str, Any]:
+    base = "/api/admin/notifications"
+    endpoint = _json(_ref("NotificationEndpoint"), "The endpoint (never its secret).", _ETAG)
+    not_found = _error("No such endpoint.")
+    return {
+        f"{base}/endpoints": {
+            "post": _operation(
+                "createNotificationEndpoint", "Add a webhook endpoint; its secret is shown once", "notifications",
+                {"201": _json(_ref("NotificationEndpoint"), "Created, with its whsec_ secret (shown only now)."),
+                 "400": _error("The body is not a JSON object."), "413": _error("The body is too large."),
+                 "422": _VALIDATION, **_STAFF_ERRORS},
+                security=ADMIN, body=_ref("NotificationEndpointInput")),
+            "get": _operation(
+                "listNotificationEndpoints", "Webhook endpoints with their deliveries of the last day",
+                "notifications",
+                {"200": _json(_OBJECT, "The endpoints.", _ETAG), "304": {"description": "Not modified."},
+                 **_STAFF_ERRORS},
+                security=ADMIN, parameters=[_IF_NONE_MATCH]),
+        },
+        f"{base}/endpoints/{{endpoint_id}}": {
+            "get": _operation("getNotificationEndpoint", "One webhook endpoint", "notifications",
+                              {"200": endpoint, "304": {"description": "Not modified."}, "404": not_found,
+                               "422": _VALIDATION, **_STAFF_ERRORS},
+                              security=ADMIN, parameters=[_ENDPOINT_ID, _IF_NONE_MATCH]),
+            "patch": _operation("updateNotificationEndpoint", "Change, disable or enable a webhook endpoint",
+                                "notifications",
+                                {"200": endpoint, "400": _error("The body is not a JSON object."),
+                                 "404": not_found, "413": _error("The body is too large."), "422": _VALIDATION,
+                                 **_STAFF_ERRORS},
+                                security=ADMIN, parameters=[_ENDPOINT_ID], body=_ref("NotificationEndpointUpdate")),
+            "delete": _operation("deleteNotificationEndpoint", "Delete a webhook endpoint (pending deliveries are "
+                                 "cancelled)", "notifications",
+                                 {"204": {"description": "Deleted."}, "404": not_found, "422": _VALIDATION,
+                                  **_STAFF_ERRORS},
+                                 security=ADMIN, parameters=[_ENDPOINT_ID]),
+        },
+        f"{base}/endpoints/{{endpoint_id}}/rotate-secret": {"post": _operation(
+            "rotateNotificationSecret", "A new secret; the old one keeps signing for 24 hours", "notifications",
+            {"200": _json(_ref("NotificationEndpoint"), "The endpoint with its new secret (shown only now)."),
+             "404": not_found, "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN, parameters=[_ENDPOINT_ID])},
+        f"{base}/endpoints/{{endpoint_id}}/test": {"post": _operation(
+            "testNotificationEndpoint", "Send a webhook.test event to the endpoint", "notifications",
+            {"202": _json({"type": "object", "properties": {"delivery_id": {"type": "integer"},
+                                                            "event_type": {"const": "webhook.test"}}},
+                          "Queued; follow it in the deliveries."),
+             "404": not_found, "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN, parameters=[_ENDPOINT_ID])},
+        f"{base}/endpoints/{{endpoint_id}}/deliveries": {"get": _operation(
+            "listNotificationDeliveries", "An endpoint's newest deliveries, each with every attempt", "notifications",
+            {"200": _json(_OBJECT, "Deliveries (status, attempts with status code, latency, first bytes of the "
+                                   "answer).", _ETAG),
+             "304": {"description": "Not modified."}, "404": not_found, "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN,
+            parameters=[_ENDPOINT_ID,
+                        _query("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "At most this many (1-200)."),
+                        _query("status", {"enum": ["failed"]}, "Only deliveries that failed for good."),
+                        _IF_NONE_MATCH])},
+        f"{base}/deliveries/{{delivery_id}}/replay": {"post": _operation(
+            "replayNotificationDelivery", "Send a webhook again, under a new webhook-id, marked as a replay",
+            "notifications",
+            {"202": _json({"type": "object", "properties": {"delivery_id": {"type": "integer"},
+                                                            "replay_of": {"type": "integer"}}}, "Queued."),
+             "404": _error("No such webhook delivery."), "422": _VALIDATION, **_STAFF_ERRORS},
+            security=ADMIN,
+            parameters=[_path_param("delivery_id", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                                    "The delivery id.")])},
+    }
+
+
+WEBHOOK_HEADERS = {
+    "webhook-id": {"required": True, "schema": {"type": "string"},
+                   "description": "Unique per message and the same on every retry: deduplicate on it."},
+    "webhook-timestamp": {"required": True, "schema": {"type": "string"}, "description": "Unix seconds."},
+    "webhook-signature": {"required": True, "schema": {"type": "string"},
+                          "description": "v1,<base64 HMAC-SHA256 of \"<id>.<timestamp>.<body>\">; two, "
+                                         "space-separated, for 24 hours after a secret rotation."},
+}
+
+
+def notification_webhooks() -> dict[str, Any]:
+    """The webhooks trackcache sends to the shop's endpoints (OpenAPI 3.1 `webhooks`), one per
+    event type, each with an example body."""
+    from pipeline.webhook_events import EVENT_TYPES
+    from web.notification_examples import example_payload
+
+    sent = {}
+    for event_type in EVENT_TYPES:
+        sent[event_type] = {"post": {
+            "operationId": "webhook_" + event_type.replace(".", "_"), "tags": ["notifications"],
+            "summary": f"{event_type}, signed per Standard Webhooks",
+            "parameters": [{"name": name, "in": "header", **spec} for name, spec in WEBHOOK_HEADERS.items()],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _ref("ShipmentEvent"), "example": example_payload(event_type)}}},
+            "responses": {"2XX": {"description": "Delivered. Anything else (or no answer within "
+                                                 "TRACKING_NOTIFY_TIMEOUT) is retried; redirects are not followed."}},
+        }}
+    return sent
