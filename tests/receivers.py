@@ -30,6 +30,8 @@ class WebhookReceiver:
         self.secret: str | None = None
         self.script: list[int] = []  # status codes to answer, in order, before 200s
         self.hold_seconds = 0.0  # hold each request this long before answering
+        self.hold_first_seconds = 0.0  # hold only the first request this long (a hung shop, once)
+        self.arrived = threading.Event()  # set when a request arrives
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         receiver = self
@@ -41,6 +43,9 @@ class WebhookReceiver:
                 with receiver.lock:
                     code = receiver.script.pop(0) if receiver.script else 200
                     secret, hold = receiver.secret, receiver.hold_seconds
+                    if receiver.hold_first_seconds:
+                        hold, receiver.hold_first_seconds = receiver.hold_first_seconds, 0.0
+                receiver.arrived.set()
                 verified, payload = False, None
                 if secret:
                     try:
