@@ -270,6 +270,34 @@ def cmd_customer_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contact_key(args: argparse.Namespace) -> int:
+    """Print a new TRACKING_CONTACT_KEYS key, or with --rotate re-encrypt every stored address
+    under the newest configured key."""
+    from pipeline.contacts import ContactKeyError, new_key
+
+    if not args.rotate:
+        print(new_key())
+        return 0
+    config = load_settings()
+    configure_logging("warning")
+    if not config.contact_keys:
+        raise CommandError("TRACKING_CONTACT_KEYS is not set: there is no key to rotate to", EXIT_CONFIG)
+    connect_database(config)
+    require_current_schema(config)
+    from pipeline import boot, outbox
+
+    booted = boot.boot(config)
+    try:
+        count = outbox.rotate_contact_keys()
+    except ContactKeyError as error:
+        raise CommandError(f"{error}; keep the old key listed after the new one until rotation is done",
+                           EXIT_CONFIG) from None
+    finally:
+        boot.stop(booted)
+    print(f"re-encrypted {count} customer addresses under the newest key; older keys may now be removed")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from pipeline import importer
 
@@ -331,7 +359,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         return embedded.run(config, embedded.DevOptions(
             host=args.host, port=args.port, database=args.database, sim_port=args.sim_port, speed=args.speed,
-            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads))
+            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads, smtp_port=args.smtp_port))
     except embedded.DevError as error:
         raise CommandError(str(error), EXIT_UNAVAILABLE) from None
 
@@ -345,6 +373,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "migrate": (cmd_migrate, "apply database migrations (a second run is a no-op)"),
     "import": (cmd_import, "register orders and tracking numbers from a CSV file"),
     "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
+    "contact-key": (cmd_contact_key, "print a new key for TRACKING_CONTACT_KEYS, or --rotate stored addresses to "
+                                     "the newest key"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
     "inbox": (cmd_inbox, "webhook inbox: replay failed webhooks, or count rows by status"),
 }
@@ -398,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--demo-orders", type=positive_int, default=36, help="demo orders to create (default 36)")
     dev.add_argument("--no-demo", action="store_true", help="start without demo data")
     dev.add_argument("--threads", type=positive_int, default=4, help="in-process worker threads (default 4)")
+    dev.add_argument("--smtp-port", type=port_number, default=8025,
+                     help="port of the development SMTP sink that catches customer emails (default 8025)")
 
     serve = add("serve")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -412,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=positive_int, default=2, help="worker processes (default 2)")
     worker.add_argument("--threads", type=positive_int, default=4, help="threads per process (default 4)")
     worker.add_argument("--queues", nargs="+", metavar="LANE",
-                        help="only these lanes (manual webhook retry bulk scheduled cleanup); default all")
+                        help="only these lanes (manual webhook retry bulk scheduled cleanup notify); default all")
 
     add("scheduler")
 
@@ -443,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--since", help="only rows received at or after this ISO time (UTC unless given)")
     replay.add_argument("--courier", help="only this courier's rows")
     inbox_sub.add_parser("counts", help="inbox rows by status", description="Inbox rows by status.")
+
+    contact_key = add("contact-key")
+    contact_key.add_argument("--rotate", action="store_true",
+                             help="re-encrypt every stored customer address under the first configured key")
 
     migrate = sub.add_parser("migrate", help=COMMANDS["migrate"][1], description=COMMANDS["migrate"][1])
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")

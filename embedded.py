@@ -35,6 +35,7 @@ class DevOptions:
     speed: float = 1800.0
     demo_orders: int = 36
     threads: int = 4
+    smtp_port: int = 8025
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ def stable_dev_key(database: Path) -> str:
     return key
 
 
+def stable_contact_key(database: Path) -> str:
+    """The address-encryption key of a dev database, kept beside it so stored addresses stay readable."""
+    from pipeline.contacts import new_key
+
+    key_file = database.with_name(database.name + ".contactkey")
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
+    key = new_key()
+    key_file.write_text(key, encoding="utf-8")
+    return key
+
+
 def dev_settings(config: settings_module.Settings, options: DevOptions, *, admin_token: str,
                  viewer_token: str) -> settings_module.Settings:
     """The process's settings turned into the embedded mode's: SQLite, no Redis, the simulator as
@@ -95,6 +108,12 @@ def dev_settings(config: settings_module.Settings, options: DevOptions, *, admin
         easyparcel_client_id="demo-client",
         easyparcel_client_secret=Secret("demo-secret"),
         easyparcel_api_key=Secret("demo-api-key"),
+        # Notifications: emails go to the in-process SMTP sink, webhooks may go to http:// receivers.
+        smtp_url=config.smtp_url or Secret(f"smtp://{options.host}:{options.smtp_port}"),
+        contact_keys=config.contact_keys or Secret(stable_contact_key(database)),
+        email_from=config.email_from or "Demo shop <tracking@shop.example>",
+        public_url=config.public_url or f"http://{options.host}:{options.port}",
+        notify_allow_http=True,
     )
 
 
@@ -110,9 +129,11 @@ def demo_registrations(count: int) -> list[ShipmentRegistration]:
         email = f"customer{1001 + index}@example.com"
         customer_id = f"cust-{1001 + index}" if index % 3 == 0 else None
         prefix = prefixes[index % len(prefixes)]
+        # Every second demo customer asked for delivery emails, every fourth in Malay.
         demo.append(ShipmentRegistration(order_id=order_id, customer_email=email,
                                          tracking_number=f"{prefix}{700000 + index:06d}", courier="easyparcel",
-                                         customer_id=customer_id))
+                                         customer_id=customer_id, notify_email=index % 2 == 0,
+                                         locale="ms" if index % 4 == 2 else None))
         if index % 5 == 4:
             demo.append(ShipmentRegistration(order_id=order_id, customer_email=email,
                                              tracking_number=f"EPMY{800000 + index:06d}", courier="easyparcel",
@@ -145,6 +166,7 @@ def banner(session: DevSession, out: TextIO) -> None:
         f"  viewer token      {session.viewer_token}",
         f"  simulator         {session.sim_url}  (stats: {session.sim_url}/_sim/stats)",
         f"  database          {session.config.database_url}",
+        f"  caught emails     {session.app_url}/admin/dev/emails  (SMTP sink {session.config.smtp_url.reveal()})",
     ]
     if first is not None:
         lines += [
@@ -172,15 +194,22 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     require_free_port(options.host, options.port, "web app", "--port")
     require_free_port(options.host, options.sim_port, "courier simulator", "--sim-port")
+    if not config.smtp_url:
+        require_free_port(options.host, options.smtp_port, "development SMTP sink", "--smtp-port")
     admin_token, viewer_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     dev_config = dev_settings(config, options, admin_token=admin_token, viewer_token=viewer_token)
     app_url = f"http://{options.host}:{options.port}"
     webhook_url = f"{app_url}/api/webhooks/easyparcel/{dev_config.webhook_secret.reveal()}"
     sim = SimulatorServer(SimulatorConfig(host=options.host, port=options.sim_port, speed=options.speed,
                                           webhook_url=webhook_url)).start()
+    from sim import mail_sink
+
+    sink = mail_sink.MailSink(options.host, options.smtp_port) if not config.smtp_url else None
     booted = None
     sweeps = None
     try:
+        if sink is not None:
+            mail_sink.install(sink.start())
         try:
             booted = boot.boot(dev_config, migrate=True)
         except Exception as error:  # the database file cannot be created or opened
@@ -207,6 +236,9 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
         return 0
     finally:
         sim.stop()  # first, so that no webhook arrives at a stopped app
+        if sink is not None:
+            mail_sink.install(None)
+            sink.stop()
         if sweeps is not None:
             sweeps.stop()
         if booted is not None:

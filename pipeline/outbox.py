@@ -163,7 +163,7 @@ def record_attempt(row: NotificationOutbox, attempt: Attempt, *, now: datetime, 
             next_attempt_at=now + timedelta(seconds=retry_in) if retry_in is not None else row.next_attempt_at,
             delivered_at=now if attempt.is_success else None,
         ).where(NotificationOutbox.id == row.id).execute()
-        if row.channel == events.WEBHOOK and row.endpoint_id is not None and row.event_type != events.TEST:
+        if row.channel == events.WEBHOOK and row.endpoint_id is not None:
             disabled = _track_endpoint_health(row.endpoint_id, attempt.is_success, now=now,
                                               disable_after=disable_after)
         if row.channel == events.EMAIL and attempt.is_permanent and row.order_id:

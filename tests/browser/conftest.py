@@ -81,7 +81,7 @@ def server(tmp_path_factory) -> Iterator[DevServer]:
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "dev", "--port", str(port),
-             "--sim-port", str(sim_port), "--speed", "1"],
+             "--sim-port", str(sim_port), "--speed", "1", "--smtp-port", str(free_port())],
             cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         banner = ""

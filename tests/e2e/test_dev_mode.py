@@ -27,7 +27,7 @@ def test_dev_mode_serves_demo_orders_that_move_through_statuses_within_a_minute(
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "dev", "--port", str(port),
-             "--sim-port", str(sim_port)],
+             "--sim-port", str(sim_port), "--smtp-port", str(free_port())],
             cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
