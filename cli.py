@@ -373,8 +373,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "migrate": (cmd_migrate, "apply database migrations (a second run is a no-op)"),
     "import": (cmd_import, "register orders and tracking numbers from a CSV file"),
     "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
-    "contact-key": (cmd_contact_key, "print a new key for TRACKING_CONTACT_KEYS, or --rotate stored addresses to "
-                                     "the newest key"),
+    "contact-key": (cmd_contact_key,
+                    "print a new key for TRACKING_CONTACT_KEYS, or --rotate stored addresses to the newest key"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
     "inbox": (cmd_inbox, "webhook inbox: replay failed webhooks, or count rows by status"),
 }

@@ -298,7 +298,7 @@ def deliver_notification(outbox_id: int) -> None:
 # retries are left for unexpected exceptions such as a database outage.
 deliver = broker_module.register(dramatiq.actor(
     actor_name="deliver_notification", queue_name=lanes.NOTIFY.queue_name, priority=lanes.NOTIFY.priority,
-    **_STAGE_OPTIONS)(deliver_notification))
+    max_retries=8, min_backoff=2_000, max_backoff=120_000, time_limit=10 * 60_000)(deliver_notification))
 
 
 def enqueue_deliveries(outbox_ids: Any, *, delay_seconds: float = 0) -> None:
@@ -360,7 +360,7 @@ def cleanup_sweep() -> None:
 
 def notification_sweep() -> None:
     """Re-enqueue notification deliveries whose message was lost."""
-    import pipeline.service as service
+    from pipeline import service
 
     service.requeue_lost_notifications()
 

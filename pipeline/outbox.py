@@ -5,9 +5,10 @@ address encrypted). Decisions (event types, payloads, dedupe keys, retry schedul
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import peewee
 
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 # How long an old secret keeps signing after a rotation.
 SECRET_GRACE = timedelta(hours=24)
+DISABLED_FOR_FAILING = "every delivery failed for"
 
 
 def _config() -> Any:
@@ -49,7 +51,7 @@ def record_status_changes(changes: Sequence[Mapping[str, Any]], *, now: datetime
         return []
     config = _config()
     endpoints = list(NotificationEndpoint.select(NotificationEndpoint.id, NotificationEndpoint.events)
-                     .where(NotificationEndpoint.is_enabled == True))  # noqa: E712
+                     .where(NotificationEndpoint.is_enabled == True))
     contacts: dict[str, OrderContact] = {}
     email_changes = [c for c in changes if events.wants_email(c, config.email_statuses)]
     if email_changes and is_email_enabled(config):
@@ -57,7 +59,7 @@ def record_status_changes(changes: Sequence[Mapping[str, Any]], *, now: datetime
                   & OrderContact.email_encrypted.is_null(False)
                   & OrderContact.unsubscribed_at.is_null() & OrderContact.bounced_at.is_null())
         if not config.email_all_shipments:
-            wanted &= OrderContact.notify_email == True  # noqa: E712 (peewee expression)
+            wanted &= OrderContact.notify_email == True
         contacts = {row.order_id: row for row in OrderContact.select(OrderContact.order, OrderContact.locale)
                     .where(wanted)}
     rows: list[dict[str, Any]] = []
@@ -166,6 +168,11 @@ def record_attempt(row: NotificationOutbox, attempt: Attempt, *, now: datetime, 
         if row.channel == events.WEBHOOK and row.endpoint_id is not None:
             disabled = _track_endpoint_health(row.endpoint_id, attempt.is_success, now=now,
                                               disable_after=disable_after)
+            if disabled:  # nothing more goes to it until an admin enables it again
+                NotificationOutbox.update(status=models.NOTIFY_CANCELLED, last_error="endpoint disabled").where(
+                    (NotificationOutbox.endpoint_id == row.endpoint_id)
+                    & (NotificationOutbox.status == models.NOTIFY_PENDING)).execute()
+                status, retry_in = models.NOTIFY_CANCELLED, None
         if row.channel == events.EMAIL and attempt.is_permanent and row.order_id:
             OrderContact.update(bounced_at=now, updated_at=now).where(OrderContact.order == row.order_id).execute()
     return AttemptOutcome(status=status, retry_in=retry_in, endpoint_disabled=disabled)
@@ -179,10 +186,17 @@ def _track_endpoint_health(endpoint_id: int, is_success: bool, *, now: datetime,
         return False
     NotificationEndpoint.update(failing_since=now).where(
         (NotificationEndpoint.id == endpoint_id) & NotificationEndpoint.failing_since.is_null()).execute()
-    reason = f"every delivery failed for {disable_after.days or disable_after} days"
+    reason = f"{DISABLED_FOR_FAILING} {disable_after.days or disable_after} days"
     return bool(NotificationEndpoint.update(is_enabled=False, disabled_reason=reason, updated_at=now).where(
-        (NotificationEndpoint.id == endpoint_id) & (NotificationEndpoint.is_enabled == True)  # noqa: E712
+        (NotificationEndpoint.id == endpoint_id) & (NotificationEndpoint.is_enabled == True)
         & (NotificationEndpoint.failing_since <= now - disable_after)).execute())
+
+
+def count_endpoints_disabled_for_failing() -> int:
+    """Endpoints the delivery machinery disabled because every delivery failed for days."""
+    return NotificationEndpoint.select().where(
+        (NotificationEndpoint.is_enabled == False)  # noqa: E712 (peewee expression)
+        & NotificationEndpoint.disabled_reason.startswith(DISABLED_FOR_FAILING)).count()
 
 
 def signing_keys(endpoint_id: int) -> events.SigningKeys | None:
@@ -292,7 +306,7 @@ def endpoint_summaries(*, now: datetime, window: timedelta = timedelta(days=1)) 
     and the last attempt."""
     since = now - window
     counts: dict[tuple[int, str], int] = {}
-    rows: Iterable[tuple[Any, ...]] = (NotificationOutbox
+    rows: Any = (NotificationOutbox
                                        .select(NotificationOutbox.endpoint_id, NotificationOutbox.status,
                                                peewee.fn.COUNT(NotificationOutbox.id))
                                        .where((NotificationOutbox.channel == events.WEBHOOK)
@@ -418,7 +432,7 @@ def rotate_contact_keys(*, batch: int = 500) -> int:
             return done
         with models.database.atomic():
             for row in rows:
-                OrderContact.update(email_encrypted=box.rotate(row.email_encrypted)).where(
+                OrderContact.update(email_encrypted=box.rotate(str(row.email_encrypted))).where(
                     OrderContact.order == row.order_id).execute()
         done += len(rows)
         last = rows[-1].order_id

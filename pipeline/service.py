@@ -496,6 +496,10 @@ def run_cleanup(*, now: datetime | None = None) -> dict[str, int]:
         "idempotency_keys_deleted": IdempotencyKey.delete().where(
             IdempotencyKey.created_at < now - timedelta(hours=rt.config.idempotency_hours)).execute(),
         "changes_deleted": changes_feed.delete_changes_before(cutoff),
+        # Finished notifications (their attempts go with them); pending ones stay whatever their age.
+        "notifications_deleted": models.NotificationOutbox.delete().where(
+            (models.NotificationOutbox.status != models.NOTIFY_PENDING)
+            & (models.NotificationOutbox.created_at < cutoff)).execute(),
     }
     logger.info("cleanup: %s", report)
     return report

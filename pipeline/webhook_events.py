@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlparse
 
 from standardwebhooks import Webhook
@@ -189,7 +190,7 @@ class SigningKeys:
 def signed_headers(keys: SigningKeys, message_id: str, body: str, *, now: datetime) -> dict[str, str]:
     """Standard Webhooks headers for a body: webhook-id, webhook-timestamp and one v1 signature
     per active secret (space-separated), so a receiver with either secret verifies it."""
-    stamp = datetime.fromtimestamp(int(now.timestamp()), tz=timezone.utc)
+    stamp = datetime.fromtimestamp(int(now.timestamp()), tz=UTC)
     signatures = [Webhook(secret).sign(message_id, stamp, body) for secret in keys.active(now)]
     return {"webhook-id": message_id, "webhook-timestamp": str(int(stamp.timestamp())),
             "webhook-signature": " ".join(signatures), "Content-Type": "application/json",
@@ -199,4 +200,4 @@ def signed_headers(keys: SigningKeys, message_id: str, body: str, *, now: dateti
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

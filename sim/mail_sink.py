@@ -7,8 +7,8 @@ import email
 import email.policy
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 
@@ -35,7 +35,7 @@ def parse(raw: bytes, mail_from: str, recipients: tuple[str, ...]) -> CaughtEmai
     text_part = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
     html_part = message.get_body(preferencelist=("html",))  # type: ignore[attr-defined]
     return CaughtEmail(
-        received_at=datetime.now(timezone.utc), mail_from=mail_from, recipients=recipients,
+        received_at=datetime.now(UTC), mail_from=mail_from, recipients=recipients,
         subject=str(message.get("Subject", "")), to=str(message.get("To", "")),
         text=text_part.get_content() if text_part is not None else "",
         html=html_part.get_content() if html_part is not None else "",
@@ -92,10 +92,10 @@ class MailSink:
     def stop(self) -> None:
         self._controller.stop()
 
-    def __enter__(self) -> MailSink:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def caught(self) -> list[CaughtEmail]:

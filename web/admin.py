@@ -74,9 +74,7 @@ def audit(staff: Staff, request: Request, action: str, target: str | None, detai
 
 def register(staff: Staff, request: Request, data: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     """Validate and register one shipment; returns the status and body (sync)."""
-    from pipeline import service
-
-    from pipeline import emails
+    from pipeline import emails, service
 
     registration, errors = validate_registration(data, service.enabled_couriers(), emails.available_locales())
     if registration is None:

@@ -53,6 +53,8 @@ class Figures:
     failed_inbox_last_hour: int | None = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    # Notification endpoints disabled after failing for TRACKING_NOTIFY_DISABLE_AFTER_DAYS.
+    disabled_notification_endpoints: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,4 +117,9 @@ def evaluate(figures: Figures, limits: Thresholds) -> list[Alert]:
             fired.append(Alert("read_cache_misses", WARNING,
                                f"{miss_rate:.0f}% of {lookups} read-cache lookups missed",
                                round(miss_rate, 1), limits.cache_miss_percent))
+    disabled = figures.disabled_notification_endpoints
+    if disabled:
+        fired.append(Alert("notification_endpoint_disabled", WARNING,
+                           f"{disabled} webhook endpoint(s) disabled after failing for days; fix the shop's "
+                           "endpoint and enable it again", disabled, 0))
     return sorted(fired, key=lambda alert: alert.severity != CRITICAL)

@@ -169,6 +169,11 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("trackcache_webhooks_failed_last_hour",
                                 "Webhooks rejected or failed in the last hour.",
                                 value=queries.inbox_failures_since(now - timedelta(hours=1)))
+        from pipeline import outbox
+
+        yield GaugeMetricFamily("trackcache_notification_endpoints_disabled",
+                                "Webhook endpoints disabled after failing for TRACKING_NOTIFY_DISABLE_AFTER_DAYS.",
+                                value=outbox.count_endpoints_disabled_for_failing())
 
 
 def render() -> bytes:

@@ -2,12 +2,12 @@
 ones (`pipeline.webhook_events.webhook_payload`): the OpenAPI document and the README show them."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import webhook_events as events
 
-AT = datetime(2026, 11, 24, 9, 15, 2, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 24, 9, 15, 2, tzinfo=UTC)
 _BY_TYPE: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     events.STATUS_CHANGED: ("info_received", "in_transit", {
         "time": "2026-11-24T09:10:00Z", "status": "in_transit", "description": "Arrived at Shah Alam Hub",

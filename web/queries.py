@@ -268,6 +268,7 @@ def write_audit(*, actor: str, role: str, action: str, target: str | None, detai
 def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
     """The live figures of the alert rules: the store's (ledger, courier calls, budget, inbox)
     and this process's rolling ones (`web.stats.Snapshot`: read p95, errors, cache lookups)."""
+    from pipeline import outbox
     from web.alerts import Figures
 
     local = {"read_p95_seconds": snapshot.read_p95_seconds, "server_errors_5m": snapshot.server_errors,
@@ -276,7 +277,8 @@ def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
     if not is_database_reachable():
         return Figures(database_ok=False, pending_jobs=None, oldest_pending_age_seconds=None,
                        courier_calls_last_hour=None, courier_failures_last_hour=None, budget_used=None,
-                       budget_total=None, failed_inbox_last_hour=None, **local)
+                       budget_total=None, failed_inbox_last_hour=None, disabled_notification_endpoints=None,
+                       **local)
     hour_ago = now - timedelta(hours=1)
     calls = courier_calls_since(hour_ago)
     budget = rt.budget()
@@ -289,5 +291,6 @@ def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
         budget_used=budget.used(now.date()),
         budget_total=budget.limits.total,
         failed_inbox_last_hour=inbox_failures_since(hour_ago),
+        disabled_notification_endpoints=outbox.count_endpoints_disabled_for_failing(),
         **local,
     )

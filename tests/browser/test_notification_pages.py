@@ -8,7 +8,6 @@ import re
 
 from conftest import accessibility_problems
 from playwright.sync_api import expect
-
 from processes import free_port
 from receivers import WebhookReceiver
 from test_pages import sign_in

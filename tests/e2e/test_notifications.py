@@ -11,17 +11,18 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
-
 from api_client import ApiClient, Credentials
 from processes import ROOT, free_port, start_cli, stop, wait_until
 from receivers import WebhookReceiver
+
 from sim.mail_sink import MailSink
 
 NOTIFY_DATABASE = f"trackcache_e2e_notify_{os.getpid()}"
@@ -52,9 +53,9 @@ class NotifyService:
 @pytest.fixture(scope="module")
 def notify_service(tmp_path_factory) -> Iterator[NotifyService]:
     from cryptography.fernet import Fernet
-
     from e2e.conftest import fresh_redis, is_ready
     from services import drop_database, recreate_database
+
     from sim.server import SimulatorConfig, SimulatorServer
 
     database_url = recreate_database(NOTIFY_DATABASE, migrate=True)
@@ -63,7 +64,7 @@ def notify_service(tmp_path_factory) -> Iterator[NotifyService]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     sim = SimulatorServer(SimulatorConfig(
-        speed=0, epoch=datetime.now(timezone.utc).replace(microsecond=0), seed="trackcache-e2e-notify",
+        speed=0, epoch=datetime.now(UTC).replace(microsecond=0), seed="trackcache-e2e-notify",
         webhook_interval=0.2, webhook_duplicates=0.5, webhook_shuffle=True,
         webhook_url=f"{base_url}/api/webhooks/easyparcel/{CREDENTIALS.webhook_secret}")).start()
     sink = MailSink().start()
@@ -131,8 +132,8 @@ def advance_to_next_status(service: NotifyService, number: str) -> str | None:
     upcoming = next((e for e in journey["events"] if not e["is_visible"] and e["intended_status"] != current), None)
     if upcoming is None:
         return None
-    clock = datetime.fromisoformat(sim(service, "GET", "/_sim/clock")["sim_time"].replace("Z", "+00:00"))
-    target = datetime.fromisoformat(upcoming["time"].replace("Z", "+00:00")) + timedelta(seconds=1)
+    clock = datetime.fromisoformat(sim(service, "GET", "/_sim/clock")["sim_time"])
+    target = datetime.fromisoformat(upcoming["time"]) + timedelta(seconds=1)
     sim(service, "POST", "/_sim/clock", json={"advance_seconds": max(0.0, (target - clock).total_seconds())})
     return upcoming["intended_status"]
 
@@ -184,7 +185,8 @@ def test_a_journey_sends_one_webhook_per_event_and_one_email_per_transition_and_
     for number in ("EPTRN0009001", "EPTRN0009002"):
         while (status := advance_to_next_status(service, number)) is not None:
             order = "E2E-N-1" if number.endswith("1") else "E2E-N-2"
-            wait_until(lambda: api.statuses(order) == [status], timeout=60, what=f"{order} to reach {status}")
+            wait_until(lambda order=order, status=status: api.statuses(order) == [status], timeout=60,
+                       what=f"{order} to reach {status}")
     settled(lambda: (len(receiver.received()), len(service.sink.caught())))
     # then each transition the store recorded was notified exactly once per subscribed event type
     for order, number in (("E2E-N-1", "EPTRN0009001"), ("E2E-N-2", "EPTRN0009002")):

@@ -9,6 +9,8 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from receivers import WebhookReceiver
+from test_pipeline import JOURNEY, scan
 
 import models
 from models import NotificationAttempt, NotificationOutbox, OrderContact
@@ -17,10 +19,8 @@ from pipeline import status as S
 from pipeline import webhook_events as events
 from pipeline.contacts import ContactCipher, ContactKeyError, new_key
 from pipeline.registration import ShipmentRegistration
-from receivers import WebhookReceiver
 from settings import Secret
 from sim.mail_sink import MailSink
-from test_pipeline import JOURNEY, scan
 
 KEY = new_key()
 
@@ -43,9 +43,9 @@ def notify_stack(request, tmp_path, sink):
     to the test's sink, a contact key."""
     from stacks import build_stack
 
-    overrides = dict(notify_allow_http=True, notify_retry_delays=(1, 1), contact_keys=Secret(KEY),
-                     smtp_url=Secret(sink.url), email_from="Shop <track@shop.example>",
-                     public_url="https://track.shop.example")
+    overrides = {"notify_allow_http": True, "notify_retry_delays": (1, 1), "contact_keys": Secret(KEY),
+                 "smtp_url": Secret(sink.url), "email_from": "Shop <track@shop.example>",
+                 "public_url": "https://track.shop.example"}
     if request.param == "embedded":
         made, stop = build_stack("embedded", f"sqlite:///{tmp_path / 'pipeline.db'}", "", **overrides)
     else:
@@ -195,3 +195,28 @@ def _change(row):
     from pipeline import store
 
     return store.notice_of(row, row.current_status, now=runtime.current().now())
+
+
+@both
+def test_an_endpoint_failing_for_days_is_disabled_and_raises_an_alert(notify_stack, receiver):
+    from web.queries import alert_figures
+
+    endpoint_id = subscribe(receiver, [events.STATUS_CHANGED])
+    receiver.script = [500] * 10
+    # given an endpoint that has failed every delivery since six days ago
+    models.NotificationEndpoint.update(failing_since=runtime.current().now() - timedelta(days=6)).where(
+        models.NotificationEndpoint.id == endpoint_id).execute()
+    sid = register("ORD-N7", "FKN007", notify=False)
+    notify_stack.courier.script_journey("FKN007", JOURNEY)
+    # when one more delivery fails
+    service.request_refresh([sid])
+    notify_stack.wait_for(lambda: not outbox.endpoint_row(endpoint_id).is_enabled, what="the endpoint disabled")
+    notify_stack.settle()
+    # then it is disabled, its pending delivery is dropped, and the alert rule sees it
+    endpoint = outbox.endpoint_row(endpoint_id)
+    assert endpoint.disabled_reason.startswith("every delivery failed for 5 days")
+    assert outbox.count_endpoints_disabled_for_failing() == 1
+    assert NotificationOutbox.get().status == models.NOTIFY_CANCELLED
+    from web.stats import STATS
+
+    assert alert_figures(runtime.current().now(), runtime.current(), STATS.snapshot()).disabled_notification_endpoints == 1

@@ -269,9 +269,12 @@ def test_cleanup_deactivates_old_finished_shipments_and_deletes_old_records(stac
     WebhookInbox.create(courier="fake", raw_body="{}", status=models.INBOX_PROCESSED, received_at=old)
     WebhookInbox.create(courier="fake", raw_body="{}", status=models.INBOX_PENDING, received_at=old)
     CourierApiCall.create(courier="fake", endpoint="x", called_at=old - timedelta(days=40))
+    for status in (models.NOTIFY_DELIVERED, models.NOTIFY_PENDING):
+        models.NotificationOutbox.create(channel="webhook", event_type="shipment.delivered", message_id=status,
+                                         dedupe_key=status, payload={}, status=status, created_at=old)
     report = service.run_cleanup()
     assert report == {"deactivated": 1, "logs_deleted": 1, "jobs_deleted": 1, "inbox_deleted": 1, "calls_deleted": 1,
-                      "idempotency_keys_deleted": 0, "changes_deleted": 0}
+                      "idempotency_keys_deleted": 0, "changes_deleted": 0, "notifications_deleted": 1}
     assert not shipment(finished).is_active and shipment(active).is_active
     assert TrackingJob.select().where(TrackingJob.status == models.JOB_PENDING).count() == 1, "unfinished work stays"
     assert WebhookInbox.select().where(WebhookInbox.status == models.INBOX_PENDING).count() == 1

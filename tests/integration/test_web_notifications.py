@@ -8,17 +8,16 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from receivers import WebhookReceiver
 from standardwebhooks import Webhook
+from web_client import JOURNEY, configured
 
-import models
 from models import AuditLog, OrderContact
 from pipeline import emails, outbox, runtime, service
 from pipeline import webhook_events as events
 from pipeline.contacts import new_key
-from receivers import WebhookReceiver
 from settings import Secret
 from web import sessions
-from web_client import JOURNEY, configured
 
 BASE = "/api/admin/notifications"
 
