@@ -124,7 +124,7 @@ def test_the_readme_shows_each_event_types_example(readme_text):
     import json
     import re
 
-    blocks = re.findall(r"```json\n(\{\"type\": \"shipment\..*?)\n```", readme_text, re.S)
+    blocks = re.findall(r"```json\n(\{\s*\"type\": \"shipment\..*?)\n```", readme_text, re.S)
     shown = {json.loads(block)["type"]: json.loads(block) for block in blocks}
     assert shown == {event_type: example_payload(event_type) for event_type in events.EVENT_TYPES}
 
