@@ -83,7 +83,9 @@ def notify_service(tmp_path_factory) -> Iterator[NotifyService]:
            "TRACKING_PUBLIC_URL": base_url}
     log = tmp_path_factory.mktemp("e2e-notify") / "service.log"
     service = NotifyService(api=ApiClient(base_url, CREDENTIALS), sim_url=sim.url, sink=sink, env=env, log=log)
-    service.processes = [start_cli(env, log, "serve", "--port", str(port)),
+    # The scheduler runs the sweeps (the notifications sweep re-enqueues deliveries whose message was
+    # lost); the worker is last in the list, so `restart_worker` finds it.
+    service.processes = [start_cli(env, log, "serve", "--port", str(port)), start_cli(env, log, "scheduler"),
                          start_cli(env, log, "worker", "--processes", "1", "--threads", "4")]
     try:
         wait_until(lambda: is_ready(base_url) or any(p.poll() is not None for p in service.processes), timeout=60,
@@ -210,7 +212,7 @@ def test_a_journey_sends_one_webhook_per_event_and_one_email_per_transition_and_
     before = (len(receiver.received()), len(service.sink.caught()))
     sim(service, "POST", "/_sim/shipments", json={"awb_numbers": ["EPTRN0009001", "EPTRN0009002"],
                                                    "send_existing": True})
-    refreshed = api.as_admin("POST", "/api/admin/tracking/refresh-order/E2E-N-1")
+    refreshed = api.as_admin("POST", "/api/admin/tracking/refresh-order/E2E-N-1?force=true")  # delivered: forced
     assert refreshed.status_code == 202
     wait_until(lambda: api.job_status(job_id=str(refreshed.json()["job_ids"][0]))["status"] == "completed",
                what="the manual refresh")
@@ -249,8 +251,9 @@ def test_a_worker_killed_between_the_status_change_and_the_delivery_still_delive
     # when the worker is killed while that delivery is in flight (the status change is committed)
     assert receiver.arrived.wait(30), "no delivery started"
     service.restart_worker(kill=True)
-    # then another worker delivers the same message
+    # then another worker delivers the same message (Redis hands the dead worker's message on after
+    # its heartbeat times out, or the notifications sweep enqueues the row again after 90 s)
     wait_until(lambda: any(r.payload["data"]["tracking_number"] == "EPDEL0009004"
-                           for r in receiver.delivered().values()), timeout=120, what="the redelivery")
+                           for r in receiver.delivered().values()), timeout=240, what="the redelivery")
     delivered = [r for r in receiver.delivered().values() if r.payload["data"]["tracking_number"] == "EPDEL0009004"]
     assert {r.payload["type"] for r in delivered} == {"shipment.status_changed", "shipment.delivered"}
