@@ -4,6 +4,7 @@ address encrypted). Decisions (event types, payloads, dedupe keys, retry schedul
 `pipeline.webhook_events`."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -86,15 +87,36 @@ def _row(channel: str, event_type: str, change: Mapping[str, Any], *, now: datet
             "created_at": now}
 
 
+_INSERT_COLUMNS = ("channel", "event_type", "endpoint_id", "order_id", "tracking_cache_id", "message_id",
+                   "dedupe_key", "payload", "status", "attempts", "next_attempt_at", "created_at")
+
+
 def _insert(rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert outbox rows, skipping existing dedupe keys; the ids of the rows inserted (on SQLite,
-    of every pending row with those keys: delivering a pending row twice is harmless)."""
+    of every pending row with those keys: delivering a pending row twice is harmless). Plain SQL:
+    building a 700-row INSERT through peewee's query builder cost four times the persist itself
+    (bench/notifications_persist.py)."""
     if not rows:
         return []
-    query = NotificationOutbox.insert_many(list(rows)).on_conflict_ignore()
+    stamp = NotificationOutbox.created_at.db_value
+    params = [[row["channel"], row["event_type"], row["endpoint_id"], row["order_id"], row["tracking_cache_id"],
+               row["message_id"], row["dedupe_key"], json.dumps(row["payload"], separators=(",", ":")),
+               row["status"], row["attempts"], stamp(row["next_attempt_at"]), stamp(row["created_at"])]
+              for row in rows]
+    names = ", ".join(_INSERT_COLUMNS)
     if models.is_postgres():
-        return [row[0] for row in query.returning(NotificationOutbox.id).tuples()]
-    query.execute()
+        ids: list[int] = []
+        one = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+        for start in range(0, len(params), 1000):
+            chunk = params[start:start + 1000]
+            cursor = models.database.execute_sql(
+                f"INSERT INTO notification_outbox ({names}) VALUES " + ", ".join([one] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING id", [value for row in chunk for value in row])
+            ids.extend(row[0] for row in cursor.fetchall())
+        return ids
+    cursor = models.database.cursor()
+    cursor.executemany(f"INSERT OR IGNORE INTO notification_outbox ({names}) VALUES "
+                       f"({', '.join(['?'] * len(_INSERT_COLUMNS))})", params)
     keys = [row["dedupe_key"] for row in rows]
     return [row.id for row in NotificationOutbox.select(NotificationOutbox.id).where(
         NotificationOutbox.dedupe_key.in_(keys) & (NotificationOutbox.status == models.NOTIFY_PENDING))]
@@ -195,7 +217,7 @@ def _track_endpoint_health(endpoint_id: int, is_success: bool, *, now: datetime,
 def count_endpoints_disabled_for_failing() -> int:
     """Endpoints the delivery machinery disabled because every delivery failed for days."""
     return NotificationEndpoint.select().where(
-        (NotificationEndpoint.is_enabled == False)  # noqa: E712 (peewee expression)
+        (NotificationEndpoint.is_enabled == False)
         & NotificationEndpoint.disabled_reason.startswith(DISABLED_FOR_FAILING)).count()
 
 
