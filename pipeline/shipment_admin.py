@@ -11,7 +11,7 @@ from typing import Any
 
 import models
 from models import Order, TrackingCache, TrackingUpdateLog
-from pipeline import changes_feed, read_cache, runtime
+from pipeline import changes_feed, outbox, read_cache, runtime
 from pipeline.corrections import (
     ERASED_EMAIL_HASH,
     ShipmentCorrection,
@@ -162,6 +162,7 @@ def erase_order(order_id: str, *, now: datetime) -> ShipmentWrite:
         if is_erased(order.customer_email_hash) and order.customer_id is None:
             return ShipmentWrite(UNCHANGED, shipment_ids=tuple(r.id for r in rows))
         Order.update(**ERASED_ORDER_VALUES).where(Order.id == order_id).execute()
+        outbox.erase_customer_contact(order_id)  # the encrypted address for emails, and unsent emails
         for row in rows:
             TrackingCache.update(
                 is_active=False, next_update_due=models.NEVER, claimed_until=None, delivery_location=None,

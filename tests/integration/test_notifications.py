@@ -220,3 +220,14 @@ def test_an_endpoint_failing_for_days_is_disabled_and_raises_an_alert(notify_sta
     from web.stats import STATS
 
     assert alert_figures(runtime.current().now(), runtime.current(), STATS.snapshot()).disabled_notification_endpoints == 1
+
+
+@both
+def test_erasing_an_order_erases_its_encrypted_address_and_unsent_emails(notify_stack):
+    from pipeline import shipment_admin
+
+    register("ORD-N8", "FKN008")
+    assert outbox.contact_of("ORD-N8") is not None
+    shipment_admin.erase_order("ORD-N8", now=runtime.current().now())
+    assert outbox.contact_of("ORD-N8") is None
+    assert models.database.execute_sql("SELECT COUNT(*) FROM order_contacts").fetchone()[0] == 0
