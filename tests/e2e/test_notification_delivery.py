@@ -253,7 +253,9 @@ def test_a_worker_killed_between_the_status_change_and_the_delivery_still_delive
     service.restart_worker(kill=True)
     # then another worker delivers the same message (Redis hands the dead worker's message on after
     # its heartbeat times out, or the notifications sweep enqueues the row again after 90 s)
-    wait_until(lambda: any(r.payload["data"]["tracking_number"] == "EPDEL0009004"
-                           for r in receiver.delivered().values()), timeout=240, what="the redelivery")
-    delivered = [r for r in receiver.delivered().values() if r.payload["data"]["tracking_number"] == "EPDEL0009004"]
-    assert {r.payload["type"] for r in delivered} == {"shipment.status_changed", "shipment.delivered"}
+    def delivered_types() -> set[str]:
+        return {r.payload["type"] for r in receiver.delivered().values()
+                if r.payload["data"]["tracking_number"] == "EPDEL0009004"}
+
+    wait_until(lambda: delivered_types() == {"shipment.status_changed", "shipment.delivered"}, timeout=240,
+               what="the redelivery (both event types delivered)")
