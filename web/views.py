@@ -99,6 +99,18 @@ def public_location(raw: str | None) -> str | None:
     return ", ".join(shown) if shown else None
 
 
+def state_of_location(raw: str | None) -> tuple[str, str] | None:
+    """(state, country) of a courier location when it names a state we know, e.g.
+    "Kota Kinabalu Hub, Sabah, MY" -> ("Sabah", "MY"); None for a city alone or nothing."""
+    shown = public_location(raw)
+    if not shown:
+        return None
+    place, _, country = shown.partition(", ")
+    if place not in _STATES:
+        return None
+    return place, country or ("SG" if place == "Singapore" else "MY")
+
+
 # --- event texts -----------------------------------------------------------------------------------
 
 _BRACKETED = re.compile(r"\s*[\(\[\{][^\)\]\}]*[\)\]\}]")
