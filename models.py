@@ -279,9 +279,51 @@ class ShipmentChange(BaseModel):
         table_name = "shipment_changes"
 
 
+# --- Delivery estimates and delays (issue 16, migration m0008) ---------------------------------
+
+# Columns m0008 adds to tracking_cache: ours beside the courier's estimate, the range, the delay flag.
+TrackingCache._meta.add_field("courier_estimated_delivery", UTCDateTimeField(null=True))
+TrackingCache._meta.add_field("estimated_delivery_earliest", UTCDateTimeField(null=True))
+TrackingCache._meta.add_field("estimated_delivery_latest", UTCDateTimeField(null=True))
+TrackingCache._meta.add_field("estimate_source", CharField(null=True, max_length=16))  # history | courier
+TrackingCache._meta.add_field("estimate_basis", CharField(null=True, max_length=64))  # level and sample size
+TrackingCache._meta.add_field("first_estimated_delivery", UTCDateTimeField(null=True))
+TrackingCache._meta.add_field("is_delayed", BooleanField(default=False))
+TrackingCache._meta.add_field("delay_reason", TextField(null=True))
+TrackingCache._meta.add_field("delayed_since", UTCDateTimeField(null=True))
+
+
+class JourneyFact(BaseModel):
+    """A finished journey as the estimator learns from it (see pipeline/estimates.py)."""
+
+    id = BigAutoField()
+    tracking_cache = ForeignKeyField(TrackingCache, column_name="tracking_cache_id", null=True, unique=True,
+                                     on_delete="SET NULL")
+    tracking_cache_id: int | None
+    courier = CharField(max_length=64)
+    service = CharField(max_length=32)
+    origin_state = CharField(null=True, max_length=64)
+    origin_country = CharField(null=True, max_length=2)
+    destination_state = CharField(null=True, max_length=64)
+    destination_country = CharField(null=True, max_length=2)
+    milestones = JSONField(default=dict)
+    outcome = CharField(max_length=32)
+    handed_over_at = UTCDateTimeField(null=True)
+    delivered_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField()
+    failed_attempts = IntegerField(default=0)
+    business_days = IntegerField(null=True)
+    first_estimated_delivery = UTCDateTimeField(null=True)
+    had_exception = BooleanField(default=False)
+    recorded_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "journey_facts"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily, AuditLog,
-    IdempotencyKey, ShipmentChange,
+    IdempotencyKey, ShipmentChange, JourneyFact,
 )
 
 
@@ -411,7 +453,7 @@ def lock_shipments(ids: Sequence[int]) -> list[TrackingCache]:
 # Columns persist rewrites for every shipment it touches, with their PostgreSQL types.
 _SHIPMENT_WRITE_COLUMNS = (
     ("current_status", "varchar"), ("last_status_update", "timestamp"), ("tracking_events", "jsonb"),
-    ("estimated_delivery", "timestamp"), ("actual_delivery", "timestamp"), ("delivery_location", "varchar"),
+    ("courier_estimated_delivery", "timestamp"), ("actual_delivery", "timestamp"), ("delivery_location", "varchar"),
     ("last_api_update", "timestamp"), ("next_update_due", "timestamp"), ("update_frequency_minutes", "integer"),
     ("consecutive_failures", "integer"), ("is_delivered", "boolean"), ("is_failed", "boolean"),
     ("requires_attention", "boolean"), ("last_api_response", "jsonb"), ("api_response_hash", "varchar"),

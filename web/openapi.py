@@ -99,11 +99,21 @@ SCHEMAS: dict[str, Any] = {
     "Shipment": {
         "type": "object",
         "required": ["tracking_number", "courier", "status", "status_label", "events", "estimated_delivery",
+                     "estimated_delivery_range", "estimate_source", "courier_estimated_delivery",
                      "delivered_at", "last_updated", "data_age_seconds", "next_refresh_at"],
         "properties": {
             "tracking_number": {"type": "string"}, "courier": {"type": "string"}, "status": {"type": "string"},
             "status_label": {"type": "string"}, "events": {"type": "array", "items": _ref("TrackingEvent")},
-            "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME, "last_updated": ISO_TIME,
+            "estimated_delivery": {**ISO_TIME, "description": "Most likely delivery day (noon of that day in the "
+                                   "shop's zone): ours from similar journeys, else the courier's; null when unknown "
+                                   "or finished."},
+            "estimated_delivery_range": {"type": ["object", "null"], "required": ["earliest", "latest"],
+                                         "properties": {"earliest": ISO_TIME, "latest": ISO_TIME},
+                                         "description": "Days between which 80% of similar journeys were "
+                                         "delivered (10th to 90th percentile)."},
+            "estimate_source": {"type": ["string", "null"], "enum": ["history", "courier", None]},
+            "courier_estimated_delivery": {**ISO_TIME, "description": "The courier's own estimate, when it sent one."},
+            "delivered_at": ISO_TIME, "last_updated": ISO_TIME,
             "data_age_seconds": {"type": ["integer", "null"], "minimum": 0}, "next_refresh_at": ISO_TIME,
         },
     },
