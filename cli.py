@@ -336,6 +336,45 @@ def cmd_dev(args: argparse.Namespace) -> int:
         raise CommandError(str(error), EXIT_UNAVAILABLE) from None
 
 
+def cmd_estimates(args: argparse.Namespace) -> int:
+    """`estimates backtest` (history from the database, or --simulated N journeys) and `estimates refresh`."""
+    import json
+    from datetime import datetime, timezone
+
+    from pipeline import estimates, estimating
+
+    config = load_settings()
+    configure_logging("warning")
+    estimate_config = estimating.config_from(config)
+    if args.action == "backtest" and args.simulated:
+        from sim.history import simulated_facts
+
+        facts = simulated_facts(args.simulated, args.seed, end=datetime.now(timezone.utc), days=args.days,
+                                calendar=estimate_config.calendar)
+    else:
+        connect_database(config)
+        require_current_schema(config)
+        if args.action == "refresh":
+            from pipeline import boot, service
+
+            boot.boot(config)
+            print(json.dumps(service.run_estimates_job()))
+            return 0
+        facts = estimating.load_facts(courier=args.courier)
+    if args.courier:
+        facts = [fact for fact in facts if fact.courier == args.courier]
+    if not facts:
+        raise CommandError("no finished journeys to replay (journey_facts is empty; try --simulated 3000)", 1)
+    report = estimates.backtest(facts, estimate_config.calendar, estimate_config.policy)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['journeys']} journeys, {report['unknown']} predictions without an estimate "
+              f"(too little history before them)\n")
+        print(estimates.backtest_table(report))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "dev": (cmd_dev, "run everything in one process on the embedded default, with the simulator and demo data"),
     "serve": (cmd_serve, "run the web app (uvicorn) of a production deployment"),
@@ -347,6 +386,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
     "inbox": (cmd_inbox, "webhook inbox: replay failed webhooks, or count rows by status"),
+    "estimates": (cmd_estimates, "delivery estimates: backtest them on history, or refresh them now"),
 }
 
 
@@ -443,6 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--since", help="only rows received at or after this ISO time (UTC unless given)")
     replay.add_argument("--courier", help="only this courier's rows")
     inbox_sub.add_parser("counts", help="inbox rows by status", description="Inbox rows by status.")
+
+    estimates_parser = add("estimates")
+    estimates_parser.add_argument("action", choices=("backtest", "refresh"),
+                                  help="backtest: replay history in time order and compare with the courier median; "
+                                  "refresh: rebuild the statistics and every active shipment's estimate now")
+    estimates_parser.add_argument("--simulated", type=positive_int, metavar="N",
+                                  help="backtest on N simulated finished journeys instead of the database's")
+    estimates_parser.add_argument("--seed", default="trackcache", help="seed of the simulated journeys")
+    estimates_parser.add_argument("--days", type=positive_int, default=180,
+                                  help="days the simulated journeys span (default 180)")
+    estimates_parser.add_argument("--courier", help="only this courier's journeys (e.g. City-Link)")
+    estimates_parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     migrate = sub.add_parser("migrate", help=COMMANDS["migrate"][1], description=COMMANDS["migrate"][1])
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")

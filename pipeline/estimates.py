@@ -411,3 +411,24 @@ def backtest(facts: Sequence[JourneyFact], calendar: BusinessCalendar, policy: E
     return {"journeys": len(facts), "unknown": unknown, "overall": overall.summary(),
             "by_courier": {name: tally.summary() for name, tally in sorted(by_courier.items())},
             "by_milestone": {name: tally.summary() for name, tally in by_milestone.items()}}
+
+
+def backtest_table(report: Mapping[str, Any]) -> str:
+    """The backtest report as a Markdown table: overall first, then per courier and per milestone."""
+    lines = ["| scope | predictions | MAE (business days) | baseline MAE | share inside range | bias | baseline bias |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def row(name: str, figures: Mapping[str, Any]) -> None:
+        if not figures.get("predictions"):
+            lines.append(f"| {name} | 0 | - | - | - | - | - |")
+            return
+        lines.append(f"| {name} | {figures['predictions']} | {figures['mae_days']:.2f} | "
+                     f"{figures['baseline_mae_days']:.2f} | {100 * figures['inside_range']:.1f}% | "
+                     f"{figures['bias_days']:+.2f} | {figures['baseline_bias_days']:+.2f} |")
+
+    row("**overall**", report["overall"])
+    for name, figures in report["by_courier"].items():
+        row(f"courier {name}", figures)
+    for name, figures in report["by_milestone"].items():
+        row(f"from {statuses.label_of(name).lower()}", figures)
+    return "\n".join(lines)
