@@ -331,7 +331,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         return embedded.run(config, embedded.DevOptions(
             host=args.host, port=args.port, database=args.database, sim_port=args.sim_port, speed=args.speed,
-            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads))
+            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads,
+            history=0 if args.no_demo else args.history))
     except embedded.DevError as error:
         raise CommandError(str(error), EXIT_UNAVAILABLE) from None
 
@@ -400,6 +401,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -436,7 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--speed", type=positive_float, default=1800.0,
                      help="simulated seconds per real second (default 1800: an hour passes in two seconds)")
     dev.add_argument("--demo-orders", type=positive_int, default=36, help="demo orders to create (default 36)")
-    dev.add_argument("--no-demo", action="store_true", help="start without demo data")
+    dev.add_argument("--no-demo", action="store_true", help="start without demo data (nor history)")
+    dev.add_argument("--history", type=non_negative_int, default=3000,
+                     help="simulated finished journeys stored as delivery history for estimates and analytics "
+                     "(default 3000; 0: none; skipped when the database already has history)")
     dev.add_argument("--threads", type=positive_int, default=4, help="in-process worker threads (default 4)")
 
     serve = add("serve")

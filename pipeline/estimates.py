@@ -432,3 +432,27 @@ def backtest_table(report: Mapping[str, Any]) -> str:
     for name, figures in report["by_milestone"].items():
         row(f"from {statuses.label_of(name).lower()}", figures)
     return "\n".join(lines)
+
+
+def first_estimates(facts: Sequence[JourneyFact], calendar: BusinessCalendar,
+                    policy: EstimatePolicy) -> list[date | None]:
+    """For each fact, the estimate it would have been given at its first milestone, learning only
+    from the journeys finished before then (what the on-time rate compares against)."""
+    timeline: list[tuple[datetime, int, int]] = []
+    for index, fact in enumerate(facts):
+        timeline.append((fact.finished_at, 0, index))
+        if fact.milestones:
+            timeline.append((min(fact.milestones.values()), 1, index))
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    stats = DeliveryStatistics(calendar=calendar)
+    found: list[date | None] = [None] * len(facts)
+    for moment, kind, index in timeline:
+        fact = facts[index]
+        if kind == 0:
+            stats.add(fact)
+            continue
+        milestone = min(fact.milestones, key=lambda name: fact.milestones[name])
+        estimate = estimate_delivery(ShipmentSituation(courier=fact.courier, milestone=milestone, reached_at=moment),
+                                     stats, policy)
+        found[index] = estimate.most_likely if estimate else None
+    return found

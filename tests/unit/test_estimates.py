@@ -205,3 +205,13 @@ def test_backtest_on_simulated_history_beats_the_courier_median_and_covers_80_pe
     assert overall["mae_days"] < overall["baseline_mae_days"]
     assert overall["inside_range"] >= 0.8
     assert set(report["by_courier"]) >= {"City-Link", "DHL", "Pos Laju"}
+
+
+def test_first_estimates_learn_only_from_earlier_journeys():
+    facts = facts_for({("City-Link", "Penang", "Sabah"): [2] * 3})
+    # the three journeys overlap (same Monday), so none has history before it
+    assert E.first_estimates(facts, CAL, E.EstimatePolicy(min_samples=1)) == [None, None, None]
+    later = E.journey_fact(stored_journey(date(2026, 11, 16), days_to_delivery=3), service="easyparcel",
+                           status="delivered", calendar=CAL)
+    found = E.first_estimates([*facts, later], CAL, E.EstimatePolicy(min_samples=1))
+    assert found[-1] == CAL.add_days(date(2026, 11, 16), 2)
