@@ -340,7 +340,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_estimates(args: argparse.Namespace) -> int:
     """`estimates backtest` (history from the database, or --simulated N journeys) and `estimates refresh`."""
     import json
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from pipeline import estimates, estimating
 
@@ -350,7 +350,7 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     if args.action == "backtest" and args.simulated:
         from sim.history import simulated_facts
 
-        facts = simulated_facts(args.simulated, args.seed, end=datetime.now(timezone.utc), days=args.days,
+        facts = simulated_facts(args.simulated, args.seed, end=datetime.now(UTC), days=args.days,
                                 calendar=estimate_config.calendar)
     else:
         connect_database(config)

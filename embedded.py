@@ -145,7 +145,7 @@ def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
     """Store `count` simulated finished journeys of the last 120 days (orders HIST-…, inactive
     shipments and their journey facts), then refresh every estimate. Skipped when history exists;
     returns the journeys stored."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     import models
     from models import JourneyFact, Order, TrackingCache
@@ -157,7 +157,7 @@ def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
         return 0
     rt = runtime.current()
     config = estimating.config_from(rt.config)
-    shipments = finished_shipments(count, seed, end=datetime.now(timezone.utc), days=HISTORY_DAYS,
+    shipments = finished_shipments(count, seed, end=datetime.now(UTC), days=HISTORY_DAYS,
                                    calendar=config.calendar)
     firsts = estimates.first_estimates([s.fact for s in shipments], config.calendar, config.policy)
     email_hash = models.hash_email(HISTORY_EMAIL, rt.config.email_hash_key.reveal())

@@ -122,6 +122,16 @@ class TrackingCache(BaseModel):
     has_unmapped_events = BooleanField(default=False)
     attention_reason = TextField(null=True)
     refresh_requested_at = UTCDateTimeField(null=True)
+    # Delivery estimates and delays (issue 16, m0008): ours beside the courier's, the range, the flag.
+    courier_estimated_delivery = UTCDateTimeField(null=True)
+    estimated_delivery_earliest = UTCDateTimeField(null=True)
+    estimated_delivery_latest = UTCDateTimeField(null=True)
+    estimate_source = CharField(null=True, max_length=16)  # history | courier
+    estimate_basis = CharField(null=True, max_length=64)  # level and sample size
+    first_estimated_delivery = UTCDateTimeField(null=True)
+    is_delayed = BooleanField(default=False)
+    delay_reason = TextField(null=True)
+    delayed_since = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "tracking_cache"
@@ -281,16 +291,7 @@ class ShipmentChange(BaseModel):
 
 # --- Delivery estimates and delays (issue 16, migration m0008) ---------------------------------
 
-# Columns m0008 adds to tracking_cache: ours beside the courier's estimate, the range, the delay flag.
-TrackingCache._meta.add_field("courier_estimated_delivery", UTCDateTimeField(null=True))
-TrackingCache._meta.add_field("estimated_delivery_earliest", UTCDateTimeField(null=True))
-TrackingCache._meta.add_field("estimated_delivery_latest", UTCDateTimeField(null=True))
-TrackingCache._meta.add_field("estimate_source", CharField(null=True, max_length=16))  # history | courier
-TrackingCache._meta.add_field("estimate_basis", CharField(null=True, max_length=64))  # level and sample size
-TrackingCache._meta.add_field("first_estimated_delivery", UTCDateTimeField(null=True))
-TrackingCache._meta.add_field("is_delayed", BooleanField(default=False))
-TrackingCache._meta.add_field("delay_reason", TextField(null=True))
-TrackingCache._meta.add_field("delayed_since", UTCDateTimeField(null=True))
+# The columns m0008 adds to tracking_cache are declared in TrackingCache (its "Delivery estimates" block).
 
 
 class JourneyFact(BaseModel):

@@ -171,7 +171,7 @@ def _apply_estimate(row: TrackingCache, stats: estimates.DeliveryStatistics, con
     if minutes is not None and row.next_update_due is not None:
         sooner = now + timedelta(minutes=minutes)
         if sooner < row.next_update_due:
-            values.update(next_update_due=sooner, update_frequency_minutes=int(round(minutes)))
+            values.update(next_update_due=sooner, update_frequency_minutes=round(minutes))
     return {name: value for name, value in values.items() if getattr(row, name) != value}
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from stacks import build_stack
 from starlette.testclient import TestClient
+from web_client import ADMIN_TOKEN, GUEST_ADDRESS
 
 import settings
 from models import JourneyFact, TrackingCache
@@ -20,15 +22,12 @@ from pipeline.registration import ShipmentRegistration
 from sim.server import SimulatorConfig, SimulatorServer
 from web.app import create_app
 
-from stacks import build_stack
-from web_client import ADMIN_TOKEN, GUEST_ADDRESS
-
 MYT = timezone(timedelta(hours=8))
 
 
 def local_noon_today() -> datetime:
     today = datetime.now(MYT).date()
-    return datetime(today.year, today.month, today.day, 12, tzinfo=MYT).astimezone(timezone.utc)
+    return datetime(today.year, today.month, today.day, 12, tzinfo=MYT).astimezone(UTC)
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ def seed_facts(count: int, *, in_transit_hours: float, delivered_after_hours: fl
         day += timedelta(days=1)
         if day.weekday() >= 5:
             continue
-        handed = datetime(day.year, day.month, day.day, 8, tzinfo=MYT).astimezone(timezone.utc)
+        handed = datetime(day.year, day.month, day.day, 8, tzinfo=MYT).astimezone(UTC)
         fact = estimates.JourneyFact(
             courier="History Express", service="easyparcel", origin_state="Penang", origin_country="MY",
             destination_state="Johor", destination_country="MY",
@@ -87,7 +86,7 @@ def test_an_estimate_of_today_makes_the_delivery_day_rule_poll_every_30_minutes(
     row = TrackingCache.get_by_id(sid)
     # then the estimate is today, with its range, learnt from all history (no route level has enough)
     calendar = estimating.config_from(stack.config).calendar
-    today = calendar.local_date(datetime.now(timezone.utc))
+    today = calendar.local_date(datetime.now(UTC))
     assert row.current_status == S.IN_TRANSIT
     assert calendar.local_date(row.estimated_delivery) == today == calendar.local_date(row.estimated_delivery_latest)
     assert row.first_estimated_delivery == row.estimated_delivery and row.estimate_basis == "all (20 journeys)"
@@ -107,7 +106,7 @@ def test_an_estimate_of_today_makes_the_delivery_day_rule_poll_every_30_minutes(
 
 def test_a_shipment_stuck_longer_than_similar_journeys_is_delayed_and_polled_on_the_exception_interval(simulated):
     # given history where parcels leave "in transit" within an hour, and a parcel in transit for hours
-    stack, _ = simulated(datetime.now(timezone.utc).replace(microsecond=0))
+    stack, _ = simulated(datetime.now(UTC).replace(microsecond=0))
     seed_facts(20, in_transit_hours=1, delivered_after_hours=3)
     sid = register("EST-2", "EPTRN0000002")
     heard: list[str] = []
@@ -115,8 +114,7 @@ def test_a_shipment_stuck_longer_than_similar_journeys_is_delayed_and_polled_on_
     coordination = runtime.current().coordination
 
     def listen() -> None:
-        for message in coordination.subscribe(estimating.DELAY_CHANNEL, stop):
-            heard.append(message)
+        heard.extend(coordination.subscribe(estimating.DELAY_CHANNEL, stop))
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
@@ -144,7 +142,7 @@ def test_a_shipment_stuck_longer_than_similar_journeys_is_delayed_and_polled_on_
 
 
 def test_a_delivered_shipment_becomes_a_journey_fact_and_the_job_refreshes_the_rest(simulated):
-    stack, _ = simulated(datetime.now(timezone.utc).replace(microsecond=0))
+    stack, _ = simulated(datetime.now(UTC).replace(microsecond=0))
     seed_facts(20, in_transit_hours=30, delivered_after_hours=40)
     delivered = register("EST-3", "EPDEL0000003")
     waiting = register("EST-4", "EPTRN0000004")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from test_web_pages import sign_in
+from web_client import VIEWER_TOKEN
 
 from models import CourierApiCall, JourneyFact
 from pipeline import estimating
 from sim.history import finished_shipments
 
-from test_web_pages import sign_in
-from web_client import VIEWER_TOKEN
-
 
 def seed(count: int = 300) -> None:
     config = estimating.config_from(__import__("settings").get())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     shipments = finished_shipments(count, "analytics", end=now, days=60, calendar=config.calendar)
     JourneyFact.insert_many([estimating.fact_row(s.fact, shipment_id=None,
                                                  first_estimate=s.fact.delivered_at) for s in shipments]).execute()

@@ -132,14 +132,14 @@ STATS = E.build_statistics(facts_for({
 
 @pytest.mark.parametrize("situation, level, samples, offsets", [
     # the route itself has enough journeys
-    (dict(courier="City-Link", origin_state="Penang", destination_state="Sabah"), "route", 6, (5, 4, 6)),
-    # a route with too few journeys falls back to the courier and destination
-    (dict(courier="City-Link", origin_state="Penang", destination_state="Johor"), "courier_origin", 10, (4, 1, 5)),
+    ({"courier": "City-Link", "origin_state": "Penang", "destination_state": "Sabah"}, "route", 6, (5, 4, 6)),
+    # a route with too few journeys, and too few to Johor: the courier and origin
+    ({"courier": "City-Link", "origin_state": "Penang", "destination_state": "Johor"}, "courier_origin", 10, (4, 1, 5)),
     # destination still unknown: the courier and origin, then the courier
-    (dict(courier="City-Link", origin_state="Selangor"), "courier_origin", 5, (4, 3, 4)),
-    (dict(courier="City-Link"), "courier", 15, (4, 1, 5)),
+    ({"courier": "City-Link", "origin_state": "Selangor"}, "courier_origin", 5, (4, 3, 4)),
+    ({"courier": "City-Link"}, "courier", 15, (4, 1, 5)),
     # a courier we have never seen: everything
-    (dict(courier="Skynet"), "all", 21, (3, 1, 5)),
+    ({"courier": "Skynet"}, "all", 21, (3, 1, 5)),
 ])
 def test_the_estimate_comes_from_the_most_specific_level_with_enough_samples(situation, level, samples, offsets):
     monday = date(2026, 12, 7)
