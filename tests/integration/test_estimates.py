@@ -156,3 +156,32 @@ def test_a_delivered_shipment_becomes_a_journey_fact_and_the_job_refreshes_the_r
     summary = service.run_estimates_job()
     assert summary["refreshed"] == 1 and summary["changed_orders"] == 1
     assert TrackingCache.get_by_id(waiting).estimate_basis == "all (21 journeys)"
+
+
+def test_a_couriers_own_estimate_is_kept_beside_ours_and_used_when_we_have_none(stack):
+    # given a courier that sends its own estimate, and no history yet (both databases)
+    from pipeline.canonical import TrackingEvent
+
+    estimating.forget_statistics()
+    theirs = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=5)
+    stack.courier.script_journey("FKEST1", [
+        TrackingEvent(start, "Shipment information sent to City-Link", "info_received"),
+        TrackingEvent(start + timedelta(hours=2), "Parcel has been collected at Penang", "in_transit", None, "Penang"),
+    ], estimated_delivery=theirs)
+    sid = service.register_shipment(ShipmentRegistration("EST-5", "estimates@example.com", "FKEST1",
+                                                         "fake")).shipment_id
+    # when it is polled
+    assert service.run_poll_sweep() == 1
+    stack.wait_for(lambda: TrackingCache.get_by_id(sid).estimate_source is not None, timeout=30,
+                   what="the courier's estimate")
+    row = TrackingCache.get_by_id(sid)
+    # then ours is the courier's (we have no history), and the courier's is kept in its own column
+    assert row.courier_estimated_delivery == theirs == row.estimated_delivery
+    assert row.estimate_source == "courier" and row.estimated_delivery_earliest is None
+    # and once history exists, ours replaces it in estimated_delivery while the courier's stays beside it
+    seed_facts(20, in_transit_hours=30, delivered_after_hours=40)
+    service.run_estimates_job()
+    row = TrackingCache.get_by_id(sid)
+    assert row.estimate_source == "history" and row.courier_estimated_delivery == theirs
+    estimating.forget_statistics()
