@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=positive_int, default=2, help="worker processes (default 2)")
     worker.add_argument("--threads", type=positive_int, default=4, help="threads per process (default 4)")
     worker.add_argument("--queues", nargs="+", metavar="LANE",
-                        help="only these lanes (manual webhook retry bulk scheduled cleanup); default all")
+                        help="only these lanes (manual webhook retry bulk scheduled cleanup estimates); default all")
 
     add("scheduler")
 

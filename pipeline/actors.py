@@ -281,9 +281,12 @@ def refresh_estimates_after_persist(rt: runtime.Runtime, status_changes: Any) ->
     recorded as journey facts (after persist's commit; the read cache is invalidated next)."""
     if not status_changes:
         return
-    report = estimating.refresh_after_persist(status_changes, estimating.config_from(rt.config), now=rt.now(),
-                                              schedule_policy=rt.policy)
-    estimating.publish_delays(rt.coordination, report.newly_delayed)
+    try:
+        report = estimating.refresh_after_persist(status_changes, estimating.config_from(rt.config), now=rt.now(),
+                                                  schedule_policy=rt.policy)
+        estimating.publish_delays(rt.coordination, report.newly_delayed)
+    except Exception:  # noqa: BLE001 - the update is committed; the estimates job catches up
+        logger.exception("estimates not refreshed after persist for %d status changes", len(status_changes))
 
 
 # Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
