@@ -568,3 +568,35 @@ def claim_inbox_rows(now: datetime, *, limit: int, lease: timedelta) -> list[Web
             return []
         WebhookInbox.update(**claim).where(WebhookInbox.id.in_(ids)).execute()
         return list(WebhookInbox.select(*returning).where(WebhookInbox.id.in_(ids)).order_by(WebhookInbox.id))
+
+
+# --- Delivery estimates (issue 16): writing many shipments' estimate columns at once ----------------
+
+ESTIMATE_WRITE_COLUMNS = (
+    ("estimated_delivery", "timestamp"), ("estimated_delivery_earliest", "timestamp"),
+    ("estimated_delivery_latest", "timestamp"), ("estimate_source", "varchar"), ("estimate_basis", "varchar"),
+    ("first_estimated_delivery", "timestamp"), ("is_delayed", "boolean"), ("delay_reason", "text"),
+    ("delayed_since", "timestamp"), ("next_update_due", "timestamp"), ("update_frequency_minutes", "integer"),
+)
+
+
+def bulk_update_estimates(rows: Sequence[TrackingCache]) -> None:
+    """Write the estimate, delay and schedule columns of many shipments: one UPDATE ... FROM
+    (VALUES ...) per 500 rows on PostgreSQL, one prepared statement on SQLite."""
+    if not rows:
+        return
+    fields = [TrackingCache._meta.columns[name] for name, _ in ESTIMATE_WRITE_COLUMNS]
+    params = [[row.id] + [_plain_db_value(field, getattr(row, field.name)) for field in fields] for row in rows]
+    names = [name for name, _ in ESTIMATE_WRITE_COLUMNS]
+    if is_postgres():
+        placeholders = "(%s::integer, " + ", ".join(f"%s::{kind}" for _, kind in ESTIMATE_WRITE_COLUMNS) + ")"
+        assignments = ", ".join(f"{name} = v.{name}" for name in names)
+        for start in range(0, len(params), 500):
+            chunk = params[start:start + 500]
+            database.execute_sql(
+                f"UPDATE tracking_cache AS t SET {assignments} FROM (VALUES "
+                + ", ".join([placeholders] * len(chunk)) + f") AS v(id, {', '.join(names)}) WHERE t.id = v.id",
+                [value for row in chunk for value in row])
+        return
+    database.cursor().executemany(f"UPDATE tracking_cache SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                                  [p[1:] + p[:1] for p in params])

@@ -147,13 +147,11 @@ def first_reached(events: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
 def route_of(events: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
     """(origin, destination) as (state, country): the first moving scan with a known state, and the
     newest last-mile scan (out for delivery, attempt, delivery) with one; None while unknown."""
-    timed = _timed(events)
-    origin = next((_place(e.get("location")) for _, e in timed
-                   if e.get("status") == statuses.IN_TRANSIT and _place(e.get("location"))), None)
+    placed = [(e.get("status"), _place(e.get("location"))) for _, e in _timed(events)]
+    origin = next((place for status, place in placed if status == statuses.IN_TRANSIT and place), None)
     last_mile = (statuses.OUT_FOR_DELIVERY, statuses.FAILED_ATTEMPT, statuses.DELIVERED,
                  statuses.AVAILABLE_FOR_PICKUP)
-    destination = next((_place(e.get("location")) for _, e in reversed(timed)
-                        if e.get("status") in last_mile and _place(e.get("location"))), None)
+    destination = next((place for status, place in reversed(placed) if status in last_mile and place), None)
     return origin, destination
 
 

@@ -183,21 +183,25 @@ def refresh_rows(rows: Sequence[TrackingCache], config: EstimateConfig, *, now: 
     facts = record_facts(finished, config)
     changed_orders: set[str] = set()
     newly_delayed: list[dict[str, str]] = []
-    for row in finished:
-        if row.is_delayed:
-            TrackingCache.update(is_delayed=False, delay_reason=None, delayed_since=None).where(
-                TrackingCache.id == row.id).execute()
-            changed_orders.add(row.order_id)
+    was_delayed = [row for row in finished if row.is_delayed]
+    if was_delayed:
+        TrackingCache.update(is_delayed=False, delay_reason=None, delayed_since=None).where(
+            TrackingCache.id.in_([row.id for row in was_delayed])).execute()
+        changed_orders.update(row.order_id for row in was_delayed)
     active = [row for row in rows if not statuses.is_final(row.current_status)]
+    changed: list[TrackingCache] = []
     for row in active:
         values = _apply_estimate(row, stats, config, now=now, schedule_policy=schedule_policy)
         if not values:
             continue
-        TrackingCache.update(**values).where(TrackingCache.id == row.id).execute()
+        for name, value in values.items():
+            setattr(row, name, value)
+        changed.append(row)
         changed_orders.add(row.order_id)
         if values.get("is_delayed"):
             newly_delayed.append({"order_id": row.order_id, "tracking_number": row.courier_tracking_number,
                                   "status": row.current_status, "reason": values["delay_reason"]})
+    models.bulk_update_estimates(changed)  # one statement for the batch, not one per row
     return RefreshReport(order_ids=tuple(sorted(changed_orders)), newly_delayed=tuple(newly_delayed),
                          facts_recorded=facts, refreshed=len(active))
 
