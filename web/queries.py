@@ -304,3 +304,24 @@ def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
 def delayed_count() -> int:
     """Active shipments flagged delayed (delivery estimates, issue 16)."""
     return TrackingCache.select().where((TrackingCache.is_delayed == True) & TrackingCache.is_active).count()  # noqa: E712
+
+
+def estimate_figures(now: datetime, *, zone: str) -> dict[str, int]:
+    """Active, unfinished shipments with an estimate (ours or the courier's), without one, due
+    today in the shop's zone, and delayed (delivery estimates, issue 16)."""
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(zone))
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    open_rows = (TrackingCache.is_active == True) & TrackingCache.current_status.not_in(  # noqa: E712
+        sorted(statuses.FINAL_STATUSES))
+    counts = (TrackingCache.select(
+        peewee.fn.COUNT(TrackingCache.id),
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.estimated_delivery.is_null(False), 1)], 0)),
+        peewee.fn.SUM(peewee.Case(None, [((TrackingCache.estimated_delivery >= day_start)
+                                          & (TrackingCache.estimated_delivery < day_start + timedelta(days=1)), 1)], 0)),
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.is_delayed == True, 1)], 0)))  # noqa: E712
+        .where(open_rows).tuples().first()) or (0, 0, 0, 0)
+    total, estimated, today, delayed = (int(value or 0) for value in counts)
+    return {"open": total, "with_estimate": estimated, "without_estimate": total - estimated,
+            "due_today": today, "delayed": delayed}

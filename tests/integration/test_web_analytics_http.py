@@ -69,3 +69,26 @@ def test_the_page_shows_charts_with_descriptions_tables_and_csv_links(api):
     assert filtered.status_code == 200 and '<option value="GDEX" selected>' in filtered.text
     wrong = api.client.get("/admin/analytics", params={"period": "8"})
     assert wrong.status_code == 422 and "Showing the default instead" in wrong.text
+
+
+
+def test_the_dashboard_counts_estimates_due_today_and_delays(api):
+    from datetime import timedelta
+
+    from models import TrackingCache
+    from pipeline import runtime
+
+    # given three open shipments: one due today, one delayed and due later, one without an estimate
+    ids = [api.polled(f"DASH-{n}", f"FKDASH{n}") for n in range(3)]
+    now = runtime.current().now()
+    TrackingCache.update(estimated_delivery=now, estimate_source="history").where(TrackingCache.id == ids[0]).execute()
+    TrackingCache.update(estimated_delivery=now + timedelta(days=3), estimate_source="history", is_delayed=True,
+                         delay_reason="in transit for 5.0 days").where(TrackingCache.id == ids[1]).execute()
+    TrackingCache.update(estimated_delivery=None).where(TrackingCache.id == ids[2]).execute()
+    # when staff open the dashboard
+    sign_in(api, VIEWER_TOKEN)
+    html = api.client.get("/admin").text
+    # then the estimates card counts them, and the delayed one is on the attention list with its reason
+    assert ("Delivery estimates: <strong>1</strong> expected today; 2 of 3 open shipments have an estimate; "
+            "<strong>1</strong> delayed") in html
+    assert "in transit for 5.0 days" in html and "Courier analytics" in html
