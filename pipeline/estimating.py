@@ -69,18 +69,18 @@ def fact_row(fact: estimates.JourneyFact, *, shipment_id: int | None,
 
 def record_facts(rows: Iterable[TrackingCache], config: EstimateConfig) -> int:
     """Record the journey facts of finished shipments (again: a second record replaces the first)."""
-    written = 0
+    values = []
     for row in rows:
         fact = estimates.journey_fact(row.tracking_events or (), service=row.courier_service,
                                       status=row.current_status, calendar=config.calendar)
-        if fact is None:
-            continue
-        values = fact_row(fact, shipment_id=row.id, first_estimate=row.first_estimated_delivery)
+        if fact is not None:
+            values.append(fact_row(fact, shipment_id=row.id, first_estimate=row.first_estimated_delivery))
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
         with models.database.atomic():
-            JourneyFact.delete().where(JourneyFact.tracking_cache == row.id).execute()
-            JourneyFact.insert(values).execute()
-        written += 1
-    return written
+            JourneyFact.delete().where(JourneyFact.tracking_cache.in_([v["tracking_cache"] for v in chunk])).execute()
+            JourneyFact.insert_many(chunk).execute()
+    return len(values)
 
 
 def fact_of(row: JourneyFact) -> estimates.JourneyFact:

@@ -151,6 +151,10 @@ def test_a_delivered_shipment_becomes_a_journey_fact_and_the_job_refreshes_the_r
                    timeout=30, what="the journey fact")
     fact = JourneyFact.get(JourneyFact.tracking_cache == delivered)
     assert fact.outcome == S.DELIVERED and fact.delivered_at is not None and fact.origin_state is not None
+    # recording it again (persist runs at least once) replaces it rather than adding a second
+    config = estimating.config_from(stack.config)
+    assert estimating.record_facts([TrackingCache.get_by_id(delivered)], config) == 1
+    assert JourneyFact.select().where(JourneyFact.tracking_cache == delivered).count() == 1
     # when the estimates job runs, it rebuilds from 21 facts and refreshes the shipment in transit
     TrackingCache.update(estimated_delivery=None, estimate_source=None).where(TrackingCache.id == waiting).execute()
     summary = service.run_estimates_job()
