@@ -64,7 +64,7 @@ def main() -> None:
     context = store.PollContext(lane="scheduled", trigger="scheduled")
     timings: dict[str, list[float]] = {"persist only": [], "persist + estimates": []}
     for index in range(args.batches):
-        for name in timings:
+        for name, values in timings.items():
             items = batch(name.split()[-1][:4], index)
             started = time.perf_counter()
             report = store.persist_changes("easyparcel", items, context, now=datetime.now(UTC), policy=policy,
@@ -72,7 +72,7 @@ def main() -> None:
             if name == "persist + estimates":
                 estimating.refresh_after_persist(report.status_changes, estimate_config, now=datetime.now(UTC),
                                                  schedule_policy=policy)
-            timings[name].append((time.perf_counter() - started) * 1000)
+            values.append((time.perf_counter() - started) * 1000)
             assert len(report.status_changes) == 100, report
     estimated = TrackingCache.select().where(TrackingCache.estimate_source == "history").count()
     for name, values in timings.items():

@@ -5,6 +5,7 @@ rule, and the backtest that replays history in time order. No I/O; the clock is 
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,7 +130,9 @@ def _timed(events: Iterable[Mapping[str, Any]]) -> list[tuple[datetime, Mapping[
     return sorted(((moment, event) for moment, event in timed if moment is not None), key=lambda pair: pair[0])
 
 
+@functools.lru_cache(maxsize=4096)
 def _place(location: str | None) -> tuple[str, str] | None:
+    """(state, country) of a location, cached: the same hub names come back in every journey."""
     state = state_of_location(location)
     return state if state and state[0] else None
 

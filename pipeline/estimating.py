@@ -129,6 +129,16 @@ def forget_statistics() -> None:
 
 # --- refreshing shipments ------------------------------------------------------------------------------
 
+# What a refresh reads of a shipment (not the raw courier response, the heaviest column).
+REFRESH_FIELDS = (
+    TrackingCache.id, TrackingCache.order, TrackingCache.courier_tracking_number, TrackingCache.courier_service,
+    TrackingCache.current_status, TrackingCache.tracking_events, TrackingCache.consecutive_failures,
+    TrackingCache.next_update_due, TrackingCache.update_frequency_minutes, TrackingCache.courier_estimated_delivery,
+    *(getattr(TrackingCache, name) for name, _ in models.ESTIMATE_WRITE_COLUMNS if name not in (
+        "next_update_due", "update_frequency_minutes")),
+)
+
+
 @dataclass(frozen=True)
 class RefreshReport:
     """What a refresh changed: orders whose views changed, shipments newly delayed, facts recorded."""
@@ -214,7 +224,7 @@ def refresh_after_persist(changes: Sequence[Mapping[str, Any]], config: Estimate
         return RefreshReport()
     numbers = sorted({change["tracking_number"] for change in changes})
     orders = {change["order_id"] for change in changes}
-    rows = [row for row in TrackingCache.select().where(TrackingCache.courier_tracking_number.in_(numbers))
+    rows = [row for row in TrackingCache.select(*REFRESH_FIELDS).where(TrackingCache.courier_tracking_number.in_(numbers))
             if row.order_id in orders]
     return refresh_rows(rows, config, now=now, schedule_policy=schedule_policy)
 
@@ -236,7 +246,7 @@ def refresh_all_active(config: EstimateConfig, *, now: datetime, schedule_policy
     refreshed = 0
     last_id = 0
     while True:
-        rows = list(TrackingCache.select()
+        rows = list(TrackingCache.select(*REFRESH_FIELDS)
                     .where((TrackingCache.id > last_id) & TrackingCache.is_active
                            & TrackingCache.current_status.not_in(sorted(statuses.FINAL_STATUSES)))
                     .order_by(TrackingCache.id).limit(batch_size))

@@ -167,8 +167,8 @@ def test_a_couriers_own_estimate_is_kept_beside_ours_and_used_when_we_have_none(
     from pipeline.canonical import TrackingEvent
 
     estimating.forget_statistics()
-    theirs = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=5)
+    theirs = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
     stack.courier.script_journey("FKEST1", [
         TrackingEvent(start, "Shipment information sent to City-Link", "info_received"),
         TrackingEvent(start + timedelta(hours=2), "Parcel has been collected at Penang", "in_transit", None, "Penang"),
