@@ -4,15 +4,18 @@ database migrated on start and demo data, in one process. The same actors and ro
 production; only the broker, database and scheduler thread are the embedded ones."""
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
+import multiprocessing
 import secrets
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import requests
 
@@ -149,17 +152,17 @@ def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
 
     import models
     from models import JourneyFact, Order, TrackingCache
-    from pipeline import estimates, estimating, runtime, service
+    from pipeline import estimating, runtime, service
     from pipeline import status as statuses
-    from sim.history import finished_shipments
 
     if Order.select().where(Order.id.startswith(HISTORY_ORDER_PREFIX)).exists():
         return 0
     rt = runtime.current()
     config = estimating.config_from(rt.config)
-    shipments = finished_shipments(count, seed, end=datetime.now(UTC), days=HISTORY_DAYS,
-                                   calendar=config.calendar)
-    firsts = estimates.first_estimates([s.fact for s in shipments], config.calendar, config.policy)
+    # The journeys are made in a separate process: seconds of pure Python that would otherwise
+    # hold this process's GIL while the app is answering.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shipments, firsts = pool.submit(simulated_history, count, seed, datetime.now(UTC), config).result()
     email_hash = models.hash_email(HISTORY_EMAIL, rt.config.email_hash_key.reveal())
     for start in range(0, len(shipments), 200):
         chunk = list(zip(shipments[start:start + 200], firsts[start:start + 200]))
@@ -183,10 +186,21 @@ def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
             JourneyFact.insert_many([estimating.fact_row(
                 s.fact, shipment_id=ids[s.tracking_number],
                 first_estimate=config.calendar.midday(first) if first else None) for s, first in chunk]).execute()
+        time.sleep(0.05)  # let the pipeline's and the app's writes in between (one SQLite writer at a time)
     estimating.forget_statistics()
     service.run_estimates_job()
     logger.info("stored %d finished journeys of simulated delivery history", len(shipments))
     return len(shipments)
+
+
+def simulated_history(count: int, seed: str, end: Any, config: Any) -> tuple[list[Any], list[Any]]:
+    """The simulated finished journeys and the first estimate each would have had (run in a
+    separate process by `seed_history`)."""
+    from pipeline import estimates
+    from sim.history import finished_shipments
+
+    shipments = finished_shipments(count, seed, end=end, days=HISTORY_DAYS, calendar=config.calendar)
+    return shipments, estimates.first_estimates([s.fact for s in shipments], config.calendar, config.policy)
 
 
 def start_history_seeding(count: int) -> threading.Thread:
