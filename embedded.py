@@ -4,7 +4,6 @@ database migrated on start and demo data, in one process. The same actors and ro
 production; only the broker, database and scheduler thread are the embedded ones."""
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import multiprocessing
@@ -159,10 +158,16 @@ def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
         return 0
     rt = runtime.current()
     config = estimating.config_from(rt.config)
-    # The journeys are made in a separate process: seconds of pure Python that would otherwise
-    # hold this process's GIL while the app is answering.
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        shipments, firsts = pool.submit(simulated_history, count, seed, datetime.now(UTC), config).result()
+    # The journeys are made in a separate (daemonic: Ctrl-C does not wait for it) process: seconds
+    # of pure Python that would otherwise hold this process's GIL while the app is answering.
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    maker = context.Process(target=send_simulated_history, args=(sender, count, seed, datetime.now(UTC), config),
+                            name="history-maker", daemon=True)
+    maker.start()
+    sender.close()
+    shipments, firsts = receiver.recv()
+    maker.join()
     email_hash = models.hash_email(HISTORY_EMAIL, rt.config.email_hash_key.reveal())
     for start in range(0, len(shipments), 200):
         chunk = list(zip(shipments[start:start + 200], firsts[start:start + 200]))
@@ -201,6 +206,12 @@ def simulated_history(count: int, seed: str, end: Any, config: Any) -> tuple[lis
 
     shipments = finished_shipments(count, seed, end=end, days=HISTORY_DAYS, calendar=config.calendar)
     return shipments, estimates.first_estimates([s.fact for s in shipments], config.calendar, config.policy)
+
+
+def send_simulated_history(sender: Any, count: int, seed: str, end: Any, config: Any) -> None:
+    """`simulated_history` in a child process, its result sent back through a pipe."""
+    sender.send(simulated_history(count, seed, end, config))
+    sender.close()
 
 
 def start_history_seeding(count: int) -> threading.Thread:
