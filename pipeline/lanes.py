@@ -29,8 +29,11 @@ CLEANUP = Lane("cleanup", 200, "cleanup")
 # Notifications to the shop and customers (webhooks, emails): their own queue, so a slow shop
 # endpoint or SMTP server never holds up tracking updates, and updates never delay notifications.
 NOTIFY = Lane("notify", 90, None)
+# The estimates job (statistics rebuild, every active shipment re-estimated, delays flagged).
+ESTIMATES = Lane("estimates", 150, None)
 
-LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP, NOTIFY)}
+LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP, NOTIFY,
+                                                       ESTIMATES)}
 # Lanes that carry courier polls (fetch -> parse -> diff -> persist).
 POLL_LANES = (MANUAL, RETRY, BULK, SCHEDULED)
 # Lanes whose updates flow through parse -> diff -> persist.

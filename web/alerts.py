@@ -1,7 +1,7 @@
 """The alert rules of the seed plan as a pure function over live figures: critical when more than
 100 jobs are pending, couriers fail more than 10% of calls, the database is unreachable or
 customer reads are slower than 1 s (p95); warnings when the budget is nearly spent, jobs are
-delayed, errors spike or the read cache misses too often. Thresholds come from settings;
+delayed, errors spike, the read cache misses too often or many shipments are delayed. Thresholds come from settings;
 deploy/prometheus/alerts.yml states the same rules over the /metrics names."""
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Thresholds:
     error_spike: int = 50
     failed_inbox: int = 10
     cache_miss_percent: int = 50
+    delayed_shipments: int = 25
 
 
 def thresholds_from(config: Any) -> Thresholds:
@@ -33,6 +34,7 @@ def thresholds_from(config: Any) -> Thresholds:
         read_p95_ms=config.alert_read_p95_ms, budget_percent=config.alert_budget_percent,
         job_delay_minutes=config.alert_job_delay_minutes, error_spike=config.alert_error_spike,
         failed_inbox=config.alert_failed_inbox, cache_miss_percent=config.alert_cache_miss_percent,
+        delayed_shipments=config.alert_delayed_shipments,
     )
 
 
@@ -55,6 +57,7 @@ class Figures:
     cache_misses: int = 0
     # Notification endpoints disabled after failing for TRACKING_NOTIFY_DISABLE_AFTER_DAYS.
     disabled_notification_endpoints: int | None = 0
+    delayed_shipments: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,4 +125,8 @@ def evaluate(figures: Figures, limits: Thresholds) -> list[Alert]:
         fired.append(Alert("notification_endpoint_disabled", WARNING,
                            f"{disabled} webhook endpoint(s) disabled after failing for days; fix the shop's "
                            "endpoint and enable it again", disabled, 0))
+    if figures.delayed_shipments is not None and figures.delayed_shipments > limits.delayed_shipments:
+        fired.append(Alert("delayed_shipments", WARNING,
+                           f"{figures.delayed_shipments} active shipments are delayed",
+                           figures.delayed_shipments, limits.delayed_shipments))
     return sorted(fired, key=lambda alert: alert.severity != CRITICAL)

@@ -48,6 +48,9 @@ def test_calm_figures_fire_nothing():
         ({"cache_hits": 0, "cache_misses": 19}, {}),
         ({"disabled_notification_endpoints": 0}, {}),
         ({"disabled_notification_endpoints": 1}, {"notification_endpoint_disabled": WARNING}),
+        ({"delayed_shipments": 25}, {}),
+        ({"delayed_shipments": 26}, {"delayed_shipments": WARNING}),
+        ({"delayed_shipments": None}, {}),
     ],
 )
 def test_each_rule_fires_past_its_threshold(changes, expected):
@@ -56,7 +59,8 @@ def test_each_rule_fires_past_its_threshold(changes, expected):
 
 def test_unknown_figures_while_the_database_is_down_fire_only_the_database_alert():
     down = Figures(database_ok=False, pending_jobs=None, oldest_pending_age_seconds=None, courier_calls_last_hour=None,
-                   courier_failures_last_hour=None, budget_used=None, budget_total=None, failed_inbox_last_hour=None)
+                   courier_failures_last_hour=None, budget_used=None, budget_total=None, failed_inbox_last_hour=None,
+                   delayed_shipments=None)
     assert fired(down) == {"database_unreachable": CRITICAL}
 
 
@@ -83,7 +87,7 @@ def test_the_prometheus_rules_file_states_the_same_rules_with_the_same_severitie
                          courier_calls_last_hour=100, courier_failures_last_hour=100, read_p95_seconds=10.0,
                          budget_used=1000, budget_total=1000, server_errors_5m=1000, rate_limited_5m=0,
                          failed_inbox_last_hour=1000, cache_hits=0, cache_misses=1000,
-                         disabled_notification_endpoints=1)
+                         disabled_notification_endpoints=1, delayed_shipments=1000)
     ours = {alert.name: alert.severity for alert in evaluate(everything, LIMITS)}
     path = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
     rules = [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
