@@ -21,7 +21,11 @@ PAYLOAD = {"order_id": "ORD-1001", "tracking_number": "EP123456789MY", "courier"
 
 
 def links() -> emails.EmailLinks:
-    return emails.links_for("ORD-1001", base_url="https://track.shop.example/", key=KEY)
+    # Signed links carry a timestamp; one set per module, so two calls never straddle a second.
+    return LINKS
+
+
+LINKS = emails.links_for("ORD-1001", base_url="https://track.shop.example/", key=KEY)
 
 
 def test_an_english_email_names_the_status_event_estimate_and_links():
