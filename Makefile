@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run test test-unit lint typecheck bench-webhooks
+.PHONY: install run test test-unit faults lint typecheck bench-webhooks
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: install
 
 test-unit: install
 	$(PY) -m pytest -m unit $(ARGS)
+
+# The whole fault-injection and abuse suite at full scale, on both brokers (under 30 minutes);
+# `make test` runs each scenario at small scale. Figures go to faults-results.jsonl.
+faults: install
+	rm -f faults-results.jsonl
+	$(PY) -m pytest tests/faults -m "faults or full_scale" -p no:cacheprovider $(ARGS)
+	$(PY) tests/faults/reliability_table.py faults-results.jsonl
 
 lint: install
 	$(VENV)/bin/ruff check .

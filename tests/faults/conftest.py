@@ -1,0 +1,101 @@
+"""Fault scenarios: each runs a whole deployment of its own (private PostgreSQL and Redis, the
+broker, the simulator, serve, worker and scheduler processes), once per broker. The small scale
+runs in `make test` and CI; the full scale (marked `full_scale`) only in `make faults`. Each
+scenario's figures are appended to `faults-results.jsonl` (RELIABILITY.md is written from it)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from deployment import Audit, Deployment
+from private_services import RabbitVhost
+from services import is_ci
+
+RESULTS = Path(os.environ.get("TRACKCACHE_FAULTS_RESULTS", Path(__file__).resolve().parents[2] / "faults-results.jsonl"))
+BROKERS = ["redis", "rabbitmq"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    shipments: int  # per group (webhook-only, polled)
+    outage_seconds: float
+    storm_seconds: float
+
+
+SMALL = Scale("small", shipments=10, outage_seconds=8, storm_seconds=20)
+FULL = Scale("full", shipments=200, outage_seconds=60, storm_seconds=600)
+SCALES = [pytest.param(SMALL, id="small"), pytest.param(FULL, id="full", marks=pytest.mark.full_scale)]
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.faults)
+
+
+def require_tool(name: str) -> None:
+    if shutil.which(name) is None:
+        reason = f"{name} is not installed"
+        if is_ci():
+            pytest.fail(f"{reason} (CI=true: fault scenarios must not skip)", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(params=BROKERS)
+def broker_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def deployment_factory(tmp_path, broker_kind) -> Iterator:
+    """Start deployments on demand (each with its own services); all closed after the test."""
+    require_tool("redis-server")
+    require_tool("runuser" if os.geteuid() == 0 else "pg_ctl")
+    made: list[Deployment] = []
+    vhosts: list[RabbitVhost] = []
+
+    def make(**kwargs) -> Deployment:
+        rabbit_url = None
+        if broker_kind == "rabbitmq":
+            require_tool("rabbitmqctl")
+            from services import require_service
+            from private_services import RABBITMQ_URL
+
+            require_service("RabbitMQ", RABBITMQ_URL.replace("amqp://guest:guest@", "amqp://"))
+            vhost = RabbitVhost().create()
+            vhosts.append(vhost)
+            rabbit_url = vhost.url
+        deployment = Deployment(tmp_path / f"d{len(made)}", broker_kind, rabbit_url=rabbit_url, **kwargs)
+        deployment.workdir.mkdir(parents=True, exist_ok=True)
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.close()
+    for vhost in vhosts:
+        vhost.delete()
+
+
+@pytest.fixture
+def record(request, broker_kind):
+    """`record(audit, load=..., recovery_seconds=..., command=...)` keeps the scenario's figures."""
+
+    def write(result: Audit, *, scale: Scale, load: str, recovery_seconds: float | None, **extra) -> None:
+        entry = {"scenario": request.node.originalname, "test": request.node.nodeid, "broker": broker_kind,
+                 "scale": scale.name, "load": load, "recovery_seconds": recovery_seconds,
+                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **result.summary(), **extra}
+        with RESULTS.open("a") as out:
+            out.write(json.dumps(entry) + "\n")
+        print(f"\n{json.dumps(entry)}")
+
+    return write
