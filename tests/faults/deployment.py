@@ -96,12 +96,11 @@ class Deployment:
                                                    faults=self.sim_faults or FaultSettings())).start()
         migrate = start_cli(self.env, self.log, "migrate")
         assert migrate.wait(timeout=120) == 0, f"migrate failed (log: {self.log})"
-        self.start_process("serve", "serve", "--port", str(self.port))
+        self.start_serve()
         for _ in range(workers):
             self.start_worker()
         if scheduler:
             self.start_scheduler()
-        wait_until(self.is_ready, timeout=90, what=f"the server to be ready (log: {self.log})")
         self.boot_here()
         return self
 
@@ -110,11 +109,49 @@ class Deployment:
         self.processes[kind].append(process)
         return process
 
+    def start_serve(self) -> None:
+        """`trackcache serve` on a spare port; another port if one was taken meanwhile (other
+        test sessions pick ports on this machine too)."""
+        for _ in range(3):
+            server = self.start_process("serve", "serve", "--port", str(self.port))
+            wait_until(lambda: self.is_ready() or server.poll() is not None, timeout=90,
+                       what=f"the server to be ready (log: {self.log})")
+            if server.poll() is None:
+                return
+            self.processes["serve"].remove(server)
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError(f"the server did not start (log: {self.log})")
+
     def start_worker(self, threads: int = 4) -> subprocess.Popen:
         return self.start_process("worker", "worker", "--processes", "1", "--threads", str(threads))
 
     def start_scheduler(self) -> subprocess.Popen:
         return self.start_process("scheduler", "scheduler")
+
+    def supervise(self, kind: str) -> Callable[[], int]:
+        """Restart `kind` processes that end, as a supervisor would (systemd, a restart policy),
+        from a background thread; returns a function that stops supervising and gives the count."""
+        stopping = threading.Event()
+        restarts = [0]
+
+        def loop() -> None:
+            while not stopping.wait(1.0):
+                for process in list(self.processes[kind]):
+                    if process.poll() is not None:
+                        self.processes[kind].remove(process)
+                        self.start_process(kind, kind)
+                        restarts[0] += 1
+
+        thread = threading.Thread(target=loop, name=f"supervise-{kind}", daemon=True)
+        thread.start()
+
+        def finish() -> int:
+            stopping.set()
+            thread.join()
+            return restarts[0]
+
+        return finish
 
     def kill(self, kind: str, index: int = 0) -> None:
         """SIGKILL one process (and its children: the whole process group)."""
