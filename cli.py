@@ -154,7 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_production(config, "serve")
     require_current_schema(config)
     uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=config.effective_log_level, proxy_headers=args.proxy_headers, access_log=args.access_log)
+                log_level=config.effective_log_level, proxy_headers=args.proxy_headers, access_log=args.access_log,
+                forwarded_allow_ips=args.forwarded_allow_ips)
     return 0
 
 
@@ -376,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (default 1)")
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the proxy")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="ADDRESSES",
+                       help="with --proxy-headers: the proxies (comma-separated addresses or networks) whose "
+                            "X-Forwarded-For is trusted (default 127.0.0.1); anyone else's is ignored")
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     worker = add("worker")

@@ -61,6 +61,8 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
     `boot=False` the caller has booted it (runtime installed, database connected).
     """
 
+    webhooks.install_log_redaction()  # the webhook URL carries a secret; request logs must not
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not boot:

@@ -8,6 +8,7 @@ are acknowledged and stored once. After its commits a web process nudges the pip
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 
@@ -118,6 +119,33 @@ async def signed_webhook(request: Request) -> Response:
     if problem is not None:
         raise ApiError(401, "invalid_signature", problem)
     return _answer(await receive_webhook(courier, raw, id_fields=("uuid", "event_id")))
+
+
+_SECRET_PATH = re.compile(r"(/api/webhooks/easyparcel/)[^/?#\s\"]*")
+
+
+def redact_webhook_secret(text: str) -> str:
+    """The text with the secret segment of any EasyParcel webhook URL replaced by `***` (pure)."""
+    return _SECRET_PATH.sub(r"\1***", text)
+
+
+class RedactWebhookSecret(logging.Filter):
+    """Keeps the webhook URL's secret out of log lines (uvicorn's access log writes request paths)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_webhook_secret(arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str) and "/api/webhooks/easyparcel/" in record.msg:
+            record.msg = redact_webhook_secret(record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put the filter on uvicorn's access and error loggers (once)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactWebhookSecret) for f in target.filters):
+            target.addFilter(RedactWebhookSecret())
 
 
 routes = [

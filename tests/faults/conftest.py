@@ -52,6 +52,17 @@ def require_tool(name: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log():
+    """After the last scenario: grep every log the suite's deployments wrote for every secret."""
+    yield
+    from deployment import PRODUCED_LOGS
+    from test_abuse import secrets_in_logs
+
+    leaks = secrets_in_logs(list(PRODUCED_LOGS))
+    assert not leaks, f"secrets in logs: {leaks[:20]}"
+
+
 @pytest.fixture(params=BROKERS)
 def broker_kind(request) -> str:
     return request.param

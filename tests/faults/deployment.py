@@ -35,6 +35,8 @@ SECRETS = (WEBHOOK_SECRET, ADMIN_TOKEN, VIEWER_TOKEN, INTERNAL_KEY, CUSTOMER_SEC
 # Scenario prefixes of the simulator whose journeys have several events by the epoch.
 PREFIXES = ("EPDEL", "EPTRN", "EPOFD", "EPFAD", "EPEXC")
 FINAL = {"delivered", "returned", "expired", "cancelled"}
+# Every log file a deployment of this test session wrote (grepped for secrets at the end).
+PRODUCED_LOGS: list[Path] = []
 
 
 def tracking_numbers(tag: str, count: int) -> list[str]:
@@ -51,6 +53,7 @@ class Deployment:
     rabbit_url: str | None = None
     sim_faults: Any = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    serve_args: tuple[str, ...] = ()
     epoch: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
 
     def __post_init__(self) -> None:
@@ -60,6 +63,7 @@ class Deployment:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = self.workdir / "deployment.log"
+        PRODUCED_LOGS.append(self.log)
         self.processes: dict[str, list[subprocess.Popen]] = {"serve": [], "worker": [], "scheduler": []}
         self.sim: Any = None
 
@@ -113,7 +117,7 @@ class Deployment:
         """`trackcache serve` on a spare port; another port if one was taken meanwhile (other
         test sessions pick ports on this machine too)."""
         for _ in range(3):
-            server = self.start_process("serve", "serve", "--port", str(self.port))
+            server = self.start_process("serve", "serve", "--port", str(self.port), *self.serve_args)
             wait_until(lambda: self.is_ready() or server.poll() is not None, timeout=90,
                        what=f"the server to be ready (log: {self.log})")
             if server.poll() is None:
