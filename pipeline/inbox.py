@@ -47,6 +47,8 @@ def inbox_entry(raw: bytes, *, id_fields: Sequence[str] = ("uuid",)) -> InboxEnt
         payload = json.loads(raw)
     except ValueError as error:
         return InboxEntry(text, None, None, f"the body is not valid JSON: {error}")
+    except RecursionError:  # json.loads recurses once per level of nesting
+        return InboxEntry(text, None, None, "the body is nested too deeply to be read")
     if not isinstance(payload, dict):
         return InboxEntry(text, None, None, "the body must be a JSON object")
     topic = payload.get("topic")

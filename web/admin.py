@@ -49,6 +49,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         data = json.loads(raw) if raw.strip() else None
     except ValueError as error:
         raise ApiError(400, "malformed_body", f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # json.loads recurses once per level of nesting
+        raise ApiError(400, "malformed_body", "the body is nested too deeply to be read") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_body", "the body must be a JSON object")
     return data

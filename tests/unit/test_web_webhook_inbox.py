@@ -66,3 +66,10 @@ def test_the_webhook_secret_is_redacted_from_log_lines():
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:1", "POST", "/api/webhooks/easyparcel/s3cr3t", "1.1", 200), None)
     assert RedactWebhookSecret().filter(record) and "s3cr3t" not in record.getMessage()
+
+
+def test_a_body_nested_too_deeply_for_the_json_reader_is_refused_with_the_reason():
+    from web.webhooks import inbox_entry
+
+    entry = inbox_entry(b"[" * 100_000 + b"]" * 100_000)
+    assert entry.rejection == "the body is nested too deeply to be read"
