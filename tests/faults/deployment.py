@@ -426,6 +426,12 @@ def wait_for_audit(deployment: Deployment, *, timeout: float, what: str,
     return last[0], time.monotonic() - started
 
 
+def sleep_past_next_minute(margin: float = 10.0) -> None:
+    """Sleep until `margin` seconds after the next full minute (after the scheduler's next sweep)."""
+    now = time.time()
+    time.sleep(60 - now % 60 + margin)
+
+
 def shuffled_with_duplicates(payloads: Sequence[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     """Each body 1-3 times, all in shuffled order (the courier's duplicates and disorder)."""
     rng = random.Random(seed)

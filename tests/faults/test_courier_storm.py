@@ -12,7 +12,7 @@ import requests
 
 import models
 from conftest import SCALES
-from deployment import ADMIN_TOKEN, tracking_numbers, wait_for_audit
+from deployment import sleep_past_next_minute, ADMIN_TOKEN, tracking_numbers, wait_for_audit
 from models import CourierApiCall, TrackingCache
 from processes import wait_until
 
@@ -104,7 +104,7 @@ def test_the_daily_budget_holds_under_a_retry_storm(deployment_factory, record):
     # 6 batches due, each wanting 1 call and 3 retries: 24 calls wanted, 8 allowed.
     wait_until(lambda: tracking_calls_today() >= budget, timeout=180, what="the budget to be spent")
     set_faults(deployment, error_rate=0.0)
-    time.sleep(75)  # another sweep and every retry would run by now
+    sleep_past_next_minute()  # the next sweep comes and goes (and every retry would have run)
     used = tracking_calls_today()
     deferred = TrackingCache.select().where(TrackingCache.courier_tracking_number.in_(numbers)
                                             & (TrackingCache.tracking_events == [])).count()
