@@ -66,6 +66,7 @@ def build_broker(config: settings.Settings, *, with_prometheus: bool = False) ->
         # broker restart, and a dead worker's unacknowledged messages return at once.
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+        logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines narrate every connection
         broker = RabbitmqBroker(url=config.broker_url, confirm_delivery=True)
     elif config.broker_url or config.redis_url:
         from dramatiq.brokers.redis import RedisBroker
