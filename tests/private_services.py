@@ -119,7 +119,7 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *argv: str) -> None:
-        result = subprocess.run([*self._as_user, *argv], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([*self._as_user, *argv], check=False, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:2])} failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -191,7 +191,7 @@ class RabbitVhost:
 
     @staticmethod
     def _ctl(*argv: str) -> None:
-        result = subprocess.run(["rabbitmqctl", "-q", *argv], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["rabbitmqctl", "-q", *argv], check=False, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {argv[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
 

@@ -86,7 +86,7 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        detail = f"no route matches {request.method} {request.url.path}"
+        detail = f"no route matches {request.method} {logged_path(request)}"
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"{request.method} is not allowed here; allowed: {allowed}" if allowed else \
@@ -98,15 +98,22 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code_for_status(exc.status_code), detail, headers=exc.headers)
 
 
+def logged_path(request: Request) -> str:
+    """The request path as it may appear in logs and error bodies (the webhook secret redacted)."""
+    from web.webhooks import redact_webhook_secret
+
+    return redact_webhook_secret(request.url.path)
+
+
 async def handle_database_error(request: Request, exc: Exception) -> Response:
-    logger.error("database unavailable during %s %s: %s", request.method, request.url.path,
+    logger.error("database unavailable during %s %s: %s", request.method, logged_path(request),
                  str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     return error_response(503, "database_unavailable", "the database cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
 async def handle_coordination_error(request: Request, exc: Exception) -> Response:
-    logger.error("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    logger.error("Redis unavailable during %s %s: %s", request.method, logged_path(request), exc)
     return error_response(503, "broker_unavailable", "the broker cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 

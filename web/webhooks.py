@@ -141,9 +141,15 @@ class RedactWebhookSecret(logging.Filter):
 
 
 def install_log_redaction() -> None:
-    """Put the filter on uvicorn's access and error loggers (once)."""
-    for name in ("uvicorn.access", "uvicorn.error"):
+    """Put the filter on uvicorn's access and error loggers and on every handler of the root and
+    uvicorn loggers (a logger's filter does not see records its children pass up), once."""
+    targets: list[logging.Filterer] = []
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
         target = logging.getLogger(name)
+        targets.extend(target.handlers)
+        if name.startswith("uvicorn."):
+            targets.append(target)
+    for target in targets:
         if not any(isinstance(f, RedactWebhookSecret) for f in target.filters):
             target.addFilter(RedactWebhookSecret())
 

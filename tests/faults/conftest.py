@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from deployment import Audit, Deployment
 from private_services import RabbitVhost
 from services import is_ci
@@ -102,8 +101,8 @@ def deployment_factory(tmp_path, broker_kind) -> Iterator:
         rabbit_url = None
         if broker_kind == "rabbitmq":
             require_tool("rabbitmqctl")
-            from services import require_service
             from private_services import RABBITMQ_URL
+            from services import require_service
 
             require_service("RabbitMQ", RABBITMQ_URL.replace("amqp://guest:guest@", "amqp://"))
             vhost = RabbitVhost().create()

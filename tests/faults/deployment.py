@@ -14,13 +14,13 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import requests
-
 from private_services import PrivatePostgres, PrivateRedis
 from processes import ROOT, free_port, start_cli, stop, wait_until
 
@@ -54,7 +54,7 @@ class Deployment:
     sim_faults: Any = None
     extra_env: dict[str, str] = field(default_factory=dict)
     serve_args: tuple[str, ...] = ()
-    epoch: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
+    epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     def __post_init__(self) -> None:
         self.redis = PrivateRedis().start()
@@ -118,7 +118,7 @@ class Deployment:
         test sessions pick ports on this machine too)."""
         for _ in range(3):
             server = self.start_process("serve", "serve", "--port", str(self.port), *self.serve_args)
-            wait_until(lambda: self.is_ready() or server.poll() is not None, timeout=90,
+            wait_until(lambda server=server: self.is_ready() or server.poll() is not None, timeout=90,
                        what=f"the server to be ready (log: {self.log})")
             if server.poll() is None:
                 return
@@ -203,7 +203,7 @@ class Deployment:
         from pipeline import service
         from pipeline.registration import ShipmentRegistration
 
-        first_poll = None if polled else datetime.now(timezone.utc) + timedelta(days=365)
+        first_poll = None if polled else datetime.now(UTC) + timedelta(days=365)
         service.register_many([(ShipmentRegistration(f"ORD-{n}", f"{n.lower()}@example.com", n, "easyparcel"),
                                 first_poll) for n in numbers])
 
@@ -397,7 +397,7 @@ def audit(deployment: Deployment, *, webhook_numbers: Sequence[str] = (), polled
         for log in (TrackingUpdateLog.select(TrackingUpdateLog.tracking_cache, TrackingUpdateLog.previous_status,
                                              TrackingUpdateLog.new_status)
                     .where(TrackingUpdateLog.tracking_cache.in_(ids)
-                           & (TrackingUpdateLog.status_changed == True))):  # noqa: E712
+                           & (TrackingUpdateLog.status_changed == True))):
             if log.previous_status in FINAL and log.new_status not in FINAL:
                 result.regressions += 1
                 result.problems.append(f"shipment {log.tracking_cache_id}: {log.previous_status} -> {log.new_status}")

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from deployment import (
     ADMIN_TOKEN,
     CUSTOMER_SECRET,
     INTERNAL_KEY,
-    PRODUCED_LOGS,
     SECRETS,
     VIEWER_TOKEN,
     WEBHOOK_SECRET,
     Deployment,
 )
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

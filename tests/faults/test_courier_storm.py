@@ -5,16 +5,16 @@ courier_api_calls), and everything recovers by itself when the courier does."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
+from conftest import SCALES
+from deployment import ADMIN_TOKEN, sleep_past_next_minute, tracking_numbers, wait_for_audit
+from processes import wait_until
 
 import models
-from conftest import SCALES
-from deployment import sleep_past_next_minute, ADMIN_TOKEN, tracking_numbers, wait_for_audit
 from models import CourierApiCall, TrackingCache
-from processes import wait_until
 
 FAST_SCHEDULE = {"TRACKING_PRE_SHIPMENT_FREQ": "1", "TRACKING_IN_TRANSIT_FREQ": "1",
                  "TRACKING_OUT_FOR_DELIVERY_FREQ": "1", "TRACKING_EXCEPTION_FREQ": "1",
@@ -22,10 +22,10 @@ FAST_SCHEDULE = {"TRACKING_PRE_SHIPMENT_FREQ": "1", "TRACKING_IN_TRANSIT_FREQ": 
 
 
 def tracking_calls_today() -> int:
-    import pipeline.store as store
+    from pipeline import store
 
     models.database.connect(reuse_if_open=True)
-    return store.count_tracking_calls_on(datetime.now(timezone.utc).date())
+    return store.count_tracking_calls_on(datetime.now(UTC).date())
 
 
 def set_faults(deployment, **faults) -> None:
@@ -92,6 +92,7 @@ def test_courier_storm_retries_flags_and_recovers_within_budget(deployment_facto
 
 def test_the_daily_budget_holds_under_a_retry_storm(deployment_factory, record):
     from conftest import SMALL
+
     from sim.faults import FaultSettings
 
     budget = 8

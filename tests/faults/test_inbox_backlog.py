@@ -7,7 +7,6 @@ import copy
 import time
 
 import pytest
-
 from conftest import SCALES
 from deployment import WebhookLoad, audit, tracking_numbers, wait_for_audit
 
@@ -51,7 +50,7 @@ def test_a_backlog_outlasting_the_maintenance_attempts_is_still_processed(deploy
     deployment.start_worker()
     if scale.name == "small":
         deployment.start_scheduler()
-    result, recovery = wait_for_audit(deployment, webhook_numbers=numbers, load=load, timeout=240,
+    result, _ = wait_for_audit(deployment, webhook_numbers=numbers, load=load, timeout=240,
                                       what="the backlog to be processed once workers run")
     record(result, scale=scale, load=f"{len(load.payloads)} webhooks queued with no worker for 7 maintenance "
                                      "passes", recovery_seconds=round(time.monotonic() - started, 1), runs=1,
@@ -63,6 +62,7 @@ def test_a_poison_webhook_does_not_sink_its_batch(deployment_factory, record):
     from datetime import timedelta
 
     from conftest import SMALL
+
     from pipeline import runtime, service
 
     deployment = deployment_factory().start(workers=0, scheduler=False)
@@ -85,7 +85,7 @@ def test_a_poison_webhook_does_not_sink_its_batch(deployment_factory, record):
     good = WebhookLoad(deployment.webhook_url, payloads)
     good.accepted = set(load.accepted) - {"poison-0000"}
     try:
-        result, recovery = wait_for_audit(deployment, webhook_numbers=numbers, load=good, timeout=90,
+        result, _ = wait_for_audit(deployment, webhook_numbers=numbers, load=good, timeout=90,
                                           what="the good webhooks of the poison's batch to be processed")
     except AssertionError as error:
         pytest.xfail("issue 18 point 2: a webhook that PostgreSQL cannot store (a NUL in its text) fails "

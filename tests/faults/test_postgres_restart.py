@@ -4,17 +4,16 @@ stored), reads answer from the read cache or with a JSON 503 (never a 500), ever
 reconnects by itself (no restart), and nothing half-written remains."""
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 
 import pytest
-
-import models
 from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
-from models import TrackingCache, TrackingJob
 from test_redis_outage import Readers
+
+import models
+from models import TrackingCache, TrackingJob
 
 RECOVERY_LIMIT_SECONDS = 240
 

@@ -10,7 +10,6 @@ from collections import Counter
 
 import pytest
 import requests
-
 from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
 

@@ -4,15 +4,13 @@ from several threads at the same moment besides: no shipment is polled twice for
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from conftest import SCALES
+from deployment import Audit, sleep_past_next_minute, tracking_numbers, wait_for_audit
 
 import models
-from conftest import SCALES
-from deployment import sleep_past_next_minute, Audit, tracking_numbers, wait_for_audit
 from models import CourierApiCall
-from processes import wait_until
 
 
 @pytest.mark.parametrize("scale", SCALES)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
-
-import models
 from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
-from models import TrackingJob
 from processes import wait_until
+
+import models
+from models import TrackingJob
 
 
 @pytest.mark.parametrize("scale", SCALES)

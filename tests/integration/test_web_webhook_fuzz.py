@@ -10,10 +10,10 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from web_client import WEBHOOK_SECRET
 
 import models
 from models import WebhookInbox
-from web_client import WEBHOOK_SECRET
 
 EXAMPLES = int(os.environ.get("TRACKCACHE_FUZZ_EXAMPLES", "60"))
 URL = f"/api/webhooks/easyparcel/{WEBHOOK_SECRET}"
