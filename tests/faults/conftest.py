@@ -9,29 +9,18 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from deployment import Audit, Deployment
 from private_services import RabbitVhost
+from scales import Scale
 from services import is_ci
 
 RESULTS = Path(os.environ.get("TRACKCACHE_FAULTS_RESULTS", Path(__file__).resolve().parents[2] / "faults-results.jsonl"))
 BROKERS = ["redis", "rabbitmq"]
 
 
-@dataclass(frozen=True)
-class Scale:
-    name: str
-    shipments: int  # per group (webhook-only, polled)
-    outage_seconds: float
-    storm_seconds: float
-
-
-SMALL = Scale("small", shipments=10, outage_seconds=8, storm_seconds=20)
-FULL = Scale("full", shipments=200, outage_seconds=60, storm_seconds=600)
-SCALES = [pytest.param(SMALL, id="small"), pytest.param(FULL, id="full", marks=pytest.mark.full_scale)]
 
 
 # `make test` (and CI) runs each scenario once at small scale, on the broker named here (both
@@ -82,6 +71,17 @@ def no_secret_in_any_log():
 
     leaks = secrets_in_logs(list(PRODUCED_LOGS))
     assert not leaks, f"secrets in logs: {leaks[:20]}"
+
+
+@pytest.fixture(autouse=True)
+def session_settings_kept():
+    """A scenario boots its deployment's settings in this process; the tests after it must get
+    the session's own back (or they would talk to a destroyed database and broker)."""
+    import settings
+
+    before = settings.get()
+    yield
+    assert settings.get() is before, "a fault scenario left its deployment's settings installed"
 
 
 @pytest.fixture(params=BROKERS)

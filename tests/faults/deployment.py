@@ -174,8 +174,10 @@ class Deployment:
     def boot_here(self) -> None:
         """Connect this (test) process to the deployment's database for registration and audits."""
         import models
+        import settings
         from pipeline import boot
 
+        self.previous_settings = settings.get()  # boot installs the deployment's settings globally
         self.booted = boot.boot(self.config(), max_connections=4)
         models.database.connect(reuse_if_open=True)
 
@@ -184,13 +186,16 @@ class Deployment:
             for process in self.processes[kind]:
                 stop(process, timeout=15)
         if getattr(self, "booted", None) is not None:
-            from pipeline import boot
-
-            boot.stop(self.booted)
+            # Give the test session back its own settings, runtime and broker.
             import settings
+            from pipeline import boot, runtime
             from pipeline import broker as broker_module
 
-            broker_module.install(broker_module.build_broker(settings.get()))
+            boot.stop(self.booted)
+            self.booted = None
+            runtime.install(None)
+            settings.use(self.previous_settings)
+            broker_module.install(broker_module.build_broker(self.previous_settings))
         if self.sim is not None:
             self.sim.stop()
         self.redis.stop()

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from conftest import SCALES
 from deployment import ADMIN_TOKEN, sleep_past_next_minute, tracking_numbers, wait_for_audit
 from processes import wait_until
+from scales import SCALES
 
 import models
 from models import CourierApiCall, TrackingCache
@@ -91,7 +91,7 @@ def test_courier_storm_retries_flags_and_recovers_within_budget(deployment_facto
 
 
 def test_the_daily_budget_holds_under_a_retry_storm(deployment_factory, record):
-    from conftest import SMALL
+    from scales import SMALL
 
     from sim.faults import FaultSettings
 

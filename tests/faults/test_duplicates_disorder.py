@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import SCALES
 from deployment import WebhookLoad, shuffled_with_duplicates, tracking_numbers, wait_for_audit
+from scales import SCALES
 from test_courier_storm import FAST_SCHEDULE
 
 

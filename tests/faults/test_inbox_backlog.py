@@ -7,8 +7,8 @@ import copy
 import time
 
 import pytest
-from conftest import SCALES
 from deployment import WebhookLoad, audit, tracking_numbers, wait_for_audit
+from scales import SCALES
 
 
 def _backlog_reason() -> str:
@@ -61,7 +61,7 @@ def test_a_backlog_outlasting_the_maintenance_attempts_is_still_processed(deploy
 def test_a_poison_webhook_does_not_sink_its_batch(deployment_factory, record):
     from datetime import timedelta
 
-    from conftest import SMALL
+    from scales import SMALL
 
     from pipeline import runtime, service
 

@@ -8,8 +8,8 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
+from scales import SCALES
 from test_redis_outage import Readers
 
 import models

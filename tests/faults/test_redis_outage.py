@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 import requests
-from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
+from scales import SCALES
 
 # Stated in RELIABILITY.md: after Redis returns, every inbox row is processed within this time
 # (the inbox grace of 60 s plus a maintenance sweep a minute, plus the pipeline).

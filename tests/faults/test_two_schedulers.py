@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SCALES
 from deployment import Audit, sleep_past_next_minute, tracking_numbers, wait_for_audit
+from scales import SCALES
 
 import models
 from models import CourierApiCall

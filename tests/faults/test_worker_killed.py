@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import SCALES
 from deployment import WebhookLoad, tracking_numbers, wait_for_audit
 from processes import wait_until
+from scales import SCALES
 
 import models
 from models import TrackingJob
