@@ -16,15 +16,18 @@ COLUMNS = ("scenario", "broker", "scale", "load", "runs", "updates sent", "accep
 
 
 def rows(entries: list[dict]) -> list[list[str]]:
-    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for entry in entries:
-        grouped[(entry["scenario"], entry["broker"], entry["scale"])].append(entry)
+    grouped: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
+    for entry in entries:  # one row per scenario variant (its rerun command), broker and scale
+        grouped[(entry["scenario"], entry["command"], entry["broker"], entry["scale"])].append(entry)
     table = []
-    for (scenario, broker, scale), runs in sorted(grouped.items()):
+    for (scenario, _command, broker, scale), runs in sorted(grouped.items()):
         last = runs[-1]
         recoveries = [r["recovery_seconds"] for r in runs if r.get("recovery_seconds") is not None]
         recovery = f"{max(recoveries):.0f} s (worst of {len(recoveries)})" if recoveries else "-"
         notes = "; ".join(sorted({r["note"] for r in runs if r.get("note")}))
+        if last.get("budget") is not None:
+            notes = "; ".join(filter(None, [notes, f"{max(r['courier_calls'] for r in runs)} courier calls, "
+                                                   f"budget {last['budget']}"]))
         table.append([scenario.removeprefix("test_").replace("_", " ") + (f" ({notes})" if notes else ""), broker,
                       scale, last["load"], str(len(runs)),
                       *(str(sum(r[k] for r in runs)) for k in ("sent", "accepted", "persisted", "lost", "duplicated",
