@@ -81,11 +81,12 @@ def test_a_database_outage_answers_503_so_the_courier_retries(api):
 def test_the_webhook_secret_stays_out_of_the_outage_log_line_and_of_error_bodies(api, caplog):
     import logging
 
-    with caplog.at_level(logging.ERROR, logger="web.errors"), database_down():
+    with caplog.at_level(logging.INFO), database_down():
         response = api.client.post(EASYPARCEL_URL, content=b'{"uuid": "during-outage"}')
     assert response.status_code == 503
-    assert "database unavailable during POST /api/webhooks/easyparcel/***" in caplog.text
-    assert WEBHOOK_SECRET not in caplog.text
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("web", "pipeline", "uvicorn")]
+    assert ours, "the outage was not logged"  # (httpx, the test's own client, logs its URLs: not ours)
+    assert not any(WEBHOOK_SECRET in line for line in ours) and WEBHOOK_SECRET not in response.text
     missing = api.client.post(f"{EASYPARCEL_URL}/extra", content=b"{}")
     assert missing.status_code in (404, 405) and WEBHOOK_SECRET not in missing.text
 
