@@ -26,8 +26,8 @@ def rows(entries: list[dict]) -> list[list[str]]:
         recovery = f"{max(recoveries):.0f} s (worst of {len(recoveries)})" if recoveries else "-"
         notes = "; ".join(sorted({r["note"] for r in runs if r.get("note")}))
         if last.get("budget") is not None:
-            notes = "; ".join(filter(None, [notes, f"{max(r['courier_calls'] for r in runs)} courier calls, "
-                                                   f"budget {last['budget']}"]))
+            calls = f"{max(r['courier_calls'] for r in runs)} courier calls, budget {last['budget']}"
+            notes = "; ".join(filter(None, [notes, calls]))
         table.append([scenario.removeprefix("test_").replace("_", " ") + (f" ({notes})" if notes else ""), broker,
                       scale, last["load"], str(len(runs)),
                       *(str(sum(r[k] for r in runs)) for k in ("sent", "accepted", "persisted", "lost", "duplicated",
