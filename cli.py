@@ -92,12 +92,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     config = load_settings()
     if args.check:
-        problems = config.production_problems()
+        problems, warnings = config.production_problems(), config.production_warnings()
         for problem in problems:
             print(f"unsafe for production: {problem}", file=sys.stderr)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         if problems:
             return 1
-        print("settings are valid and safe for production")
+        noted = f", with {len(warnings)} warning{'s' if len(warnings) > 1 else ''} (see above)" if warnings else ""
+        print(f"settings are valid and safe for production{noted}")
         return 0
     if args.markdown:
         print(settings_markdown(), end="")
@@ -151,11 +154,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_settings()
     configure_logging(config.effective_log_level)
+    if args.proxy_headers and not config.trusted_proxies:
+        raise CommandError("--proxy-headers needs TRACKING_TRUSTED_PROXIES: list the addresses of the proxies whose "
+                           "X-Forwarded-For may be believed (never *)", EXIT_CONFIG)
     require_production(config, "serve")
     require_current_schema(config)
+    for warning in config.production_warnings():
+        logger.warning(warning)
+    from web.auth import uvicorn_proxy_options
+
     uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=config.effective_log_level, proxy_headers=args.proxy_headers, access_log=args.access_log,
-                forwarded_allow_ips=args.forwarded_allow_ips)
+                log_level=config.effective_log_level, access_log=args.access_log,
+                **uvicorn_proxy_options(config.trusted_proxies))
     return 0
 
 
@@ -163,9 +173,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import os
 
     config = load_settings()
+    configure_logging(config.effective_log_level)
     require_production(config, "worker", worker_processes=args.processes)
     require_current_schema(config)
-    argv = [sys.executable, "-m", "dramatiq", "pipeline.worker_entry", "--processes", str(args.processes),
+    argv = [sys.executable, "-m", "dramatiq", "pipeline.worker_entry", "--processes", "1",
             "--threads", str(args.threads)]
     if args.queues:
         from pipeline.lanes import LANES
@@ -174,11 +185,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if unknown:
             raise CommandError(f"unknown lane(s) {', '.join(unknown)}; lanes: {', '.join(LANES)}", EXIT_USAGE)
         argv += ["--queues", *(LANES[name].queue_name for name in args.queues)]
+    from pipeline.supervisor import WorkerSupervisor, install_signal_handlers
+
+    # The metrics directory is emptied once here, not at each restart of a worker process group.
+    base_env = dict(os.environ)
     if config.worker_metrics_port:
-        os.environ.update(worker_metrics_environment(config.worker_metrics_port))
+        base_env.update(worker_metrics_environment(config.worker_metrics_port))
+
+    def env_for_slot(index: int) -> dict[str, str]:
+        env = dict(base_env)
+        if config.worker_metrics_port and index:
+            # Every group counts into the shared metrics directory; the first serves it on the
+            # configured port, the others' exporters take a spare local port instead of failing to bind.
+            env.update({"dramatiq_prom_port": "0", "dramatiq_prom_host": "127.0.0.1"})
+        return env
+
     sys.stdout.flush()
-    os.execv(sys.executable, argv)
-    return 0  # pragma: no cover (execv does not return)
+    supervisor = WorkerSupervisor(argv, args.processes, env_for_slot=env_for_slot)
+    install_signal_handlers(supervisor)
+    return supervisor.run()
 
 
 def worker_metrics_environment(port: int) -> dict[str, str]:
@@ -201,29 +226,31 @@ def worker_metrics_environment(port: int) -> dict[str, str]:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    import os
     import signal
 
     config = load_settings()
     configure_logging(config.effective_log_level)
     require_production(config, "scheduler")
     require_current_schema(config)
+    from pipeline import boot
     from pipeline.coordination import RedisCoordination
-    from pipeline.scheduler import LeaderLock
+    from pipeline.scheduler import LeaderLock, LeaderScheduler
 
-    lock = LeaderLock(RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:"))
-    if not lock.wait_for_leadership():
-        return 0
-    logger.info("this scheduler is the active one")
-    # Losing the lock (Redis lost it, or this process stalled) ends this scheduler; its supervisor
-    # restarts it as a standby.
-    lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    import periodiq
+    booted = boot.boot(config)  # no I/O to Redis here: an unreachable Redis is the loop's to wait out
+    from pipeline.actors import PERIODIC_ACTORS
 
+    coordination = RedisCoordination(config.redis_url, prefix=f"{config.redis_namespace}:")
+    sweeps = LeaderScheduler(PERIODIC_ACTORS, LeaderLock(coordination))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sweeps.stop())
+    logger.info("scheduler started; sweeps: %s", ", ".join(
+        f"{actor.actor_name} ({actor.options['periodic']})" for actor in PERIODIC_ACTORS))
     try:
-        return periodiq.main(periodiq.make_argument_parser().parse_args(["pipeline.worker_entry", "pipeline.actors"]))
+        sweeps.run()
     finally:
-        lock.release()
+        coordination.close()
+        boot.stop(booted)
+    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -376,10 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from the proxy")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="ADDRESSES",
-                       help="with --proxy-headers: the proxies (comma-separated addresses or networks) whose "
-                            "X-Forwarded-For is trusted (default 127.0.0.1); anyone else's is ignored")
+    serve.add_argument("--proxy-headers", action="store_true",
+                       help="expect a reverse proxy: refuse to start unless TRACKING_TRUSTED_PROXIES lists it "
+                            "(forwarded headers are believed from those addresses only, with or without this flag)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     worker = add("worker")

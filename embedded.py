@@ -195,8 +195,10 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
         from web.app import create_app
 
         app = create_app(dev_config, boot=False)
+        from web.auth import uvicorn_proxy_options
+
         server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
-                                               lifespan="on"))
+                                               lifespan="on", **uvicorn_proxy_options(dev_config.trusted_proxies)))
         banner(DevSession(dev_config, admin_token, viewer_token, app_url, sim.url, demo), out)
         try:
             server.run()

@@ -228,18 +228,19 @@ _api_version.expected = "a version like 2026-06"  # type: ignore[attr-defined]
 
 
 def _token_digests(raw: str) -> tuple[str, ...]:
+    # The errors name the entry by position and never quote it: the value is a list of secrets.
     digests = []
-    for entry in (part.strip() for part in raw.split(",")):
+    for position, entry in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not entry:
             continue
         if entry.startswith("sha256:"):
             hexdigest = entry[len("sha256:"):].lower()
             if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
-                raise ValueError
+                raise ValueError(f"entry {position} is not sha256: followed by 64 hex digits")
             digests.append(hexdigest)
         else:
             if len(entry) < 16:
-                raise ValueError
+                raise ValueError(f"entry {position} is shorter than 16 characters")
             digests.append(token_digest(entry))
     return tuple(digests)
 
@@ -263,6 +264,25 @@ def _networks(raw: str) -> tuple[str, ...]:
 
 
 _networks.expected = "a comma-separated list of networks like 10.0.0.0/8,127.0.0.1"  # type: ignore[attr-defined]
+
+
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        network = ipaddress.ip_network(part, strict=False)  # "*" and names raise ValueError
+        if network.prefixlen == 0:  # 0.0.0.0/0 or ::/0 is "*" by another name
+            raise ValueError
+        networks.append(str(network))
+    return tuple(networks)
+
+
+_trusted_proxies.expected = (  # type: ignore[attr-defined]
+    "a comma-separated list of proxy addresses or networks like 10.0.0.5,172.16.0.0/12 (never *)"
+)
 
 
 def _text(raw: str) -> str:
@@ -392,9 +412,9 @@ class Settings:
                                "coordination.")
     # Access control and secrets.
     admin_tokens: tuple[str, ...] = _setting("TRACKING_ADMIN_TOKENS", _token_digests, "",
-                                             "Admin bearer tokens (comma-separated; sha256:<hex> allowed).")
+                                             "Admin bearer tokens (comma-separated; sha256:<hex> allowed).", secret=True)
     viewer_tokens: tuple[str, ...] = _setting("TRACKING_VIEWER_TOKENS", _token_digests, "",
-                                              "Read-only admin tokens (same format).")
+                                              "Read-only admin tokens (same format).", secret=True)
     internal_api_key: Secret = _setting("TRACKING_INTERNAL_API_KEY", _secret, "",
                                         "Key for /api/internal/* (X-Internal-Key header).", secret=True)
     internal_networks: tuple[str, ...] = _setting("TRACKING_INTERNAL_NETWORKS", _networks, "",
@@ -413,6 +433,12 @@ class Settings:
                                       "Largest webhook body accepted (bytes).")
     shop_timezone: str = _setting("TRACKING_SHOP_TIMEZONE", _timezone, "Asia/Kuala_Lumpur",
                                   "Time zone the tracking page shows times in.")
+    # Trusted proxies (issue 18: forwarded client addresses).
+    trusted_proxies: tuple[str, ...] = _setting(
+        "TRACKING_TRUSTED_PROXIES", _trusted_proxies, "",
+        "Reverse proxies whose X-Forwarded-For/-Proto headers are believed (addresses or networks); empty = "
+        "none, the connecting address is the client. Drives uvicorn's forwarded_allow_ips for `serve` and `dev`; "
+        "uvicorn's own FORWARDED_ALLOW_IPS is not used.")
     # HTTP API: customer reads.
     read_cache_seconds: int = _setting("TRACKING_READ_CACHE_SECONDS", _positive_int, "300",
                                        "Seconds a customer read stays in the read cache (updates invalidate it sooner).")
@@ -566,6 +592,15 @@ class Settings:
         """True when the pipeline's messages travel through RabbitMQ (TRACKING_BROKER_URL=amqp://...)."""
         return self.broker_url.startswith(("amqp://", "amqps://"))
 
+    def production_warnings(self) -> list[str]:
+        """What a production operator should know but may have handled elsewhere (a network fence,
+        a proxy): `settings --check` prints these; processes still start."""
+        warnings = []
+        if not self.internal_networks:
+            warnings.append("TRACKING_INTERNAL_NETWORKS is empty: /metrics answers every client address (internal "
+                            "routes still need their key); list your monitoring networks, or fence /metrics off")
+        return warnings
+
 
 def describe() -> list[dict[str, str]]:
     """The settings table for the README and `trackcache settings`: variable, default, meaning."""
@@ -604,8 +639,9 @@ def load(environ: Mapping[str, str] | None = None, *, dotenv_path: str | None = 
         parse = meta["parse"]
         try:
             values[spec.name] = parse(raw)
-        except (ValueError, TypeError):
-            shown = "<hidden>" if meta["secret"] else repr(raw)
+        except (ValueError, TypeError) as error:
+            # A secret's value is never shown; its parser may say which part is wrong instead.
+            shown = "<hidden>" + (f" ({error})" if str(error) else "") if meta["secret"] else repr(raw)
             raise SettingsError(f"{meta['env']} must be {parse.expected}, got {shown}") from None
     return Settings(**values)
 

@@ -215,3 +215,52 @@ class RedisCoordination:
         from dramatiq.rate_limits.backends import RedisBackend
 
         return RedisBackend(client=self.client)
+
+
+class OutageLog:
+    """One log line when a dependency becomes unreachable and one when it answers again, however
+    many operations fail in between (those go to debug): an outage is not a traceback per request."""
+
+    def __init__(self, log: Any, what: str, consequence: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = log
+        self._what = what
+        self._consequence = consequence
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def is_down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: BaseException, subject: str = "") -> None:
+        """Record one failed operation (`subject` names it in the debug line, e.g. an inbox id)."""
+        with self._lock:
+            is_first = self._since is None
+            if is_first:
+                self._since = self._clock()
+            self._failures += 1
+        if is_first:
+            self._log.warning("%s unreachable (%s); %s", self._what, brief_error(error), self._consequence)
+        else:
+            self._log.debug("%s still unreachable%s: %s", self._what, f" ({subject})" if subject else "",
+                            brief_error(error))
+
+    def recovered(self) -> None:
+        """Record a successful operation; logs the end of an outage once."""
+        if self._since is None:  # the common case: no lock taken
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            lasted, failures = self._clock() - self._since, self._failures
+            self._since, self._failures = None, 0
+        self._log.warning("%s reachable again after %.0f s (%d operation(s) failed meanwhile)", self._what, lasted,
+                          failures)
+
+
+def brief_error(error: BaseException) -> str:
+    """The first line of an error's message (its type when it has none), for one-line logs."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -47,10 +47,14 @@ def inbox_entry(raw: bytes, *, id_fields: Sequence[str] = ("uuid",)) -> InboxEnt
         payload = json.loads(raw)
     except ValueError as error:
         return InboxEntry(text, None, None, f"the body is not valid JSON: {error}")
-    except RecursionError:  # json.loads recurses once per level of nesting
-        return InboxEntry(text, None, None, "the body is nested too deeply to be read")
+    except RecursionError:
+        return InboxEntry(text, None, None, "the body is not valid JSON: it is nested too deeply")
     if not isinstance(payload, dict):
         return InboxEntry(text, None, None, "the body must be a JSON object")
+    for name in ("topic", *id_fields):
+        # PostgreSQL text cannot hold NUL: such a body would fail at every insert and retry.
+        if isinstance(payload.get(name), str) and "\x00" in payload[name]:
+            return InboxEntry(text, None, None, f"the body's {name} contains a NUL character")
     topic = payload.get("topic")
     event_id = None
     for name in id_fields:

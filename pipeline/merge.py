@@ -4,7 +4,7 @@ sticky. Pure: the same updates merged in any order, any number of times, give th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 from pipeline import status as statuses
@@ -12,6 +12,11 @@ from pipeline.canonical import TrackingEvent, TrackingUpdate
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# How far ahead of our clock a courier's event may be dated and still count as news (clock skew,
+# time zone slips). A later one is kept and shown, but never counts for `last_event_at`: a scan
+# dated year 9999 kept a shipment from ever expiring. (Not dropped: the simulator's clock runs
+# ahead of ours at speeds above 1, and its events must still show.)
+MAX_EVENT_LEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,10 @@ def _delivery(events: Sequence[TrackingEvent], status: str) -> tuple[datetime | 
     return last.time, last.location
 
 
-def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, max_events: int) -> MergeOutcome:
-    """Merge courier updates for one shipment into its state."""
+def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, max_events: int,
+                  now: datetime | None = None) -> MergeOutcome:
+    """Merge courier updates for one shipment into its state. Given `now`, events dated more than
+    `MAX_EVENT_LEAD` after it do not count for `last_event_at` (the expiry clock)."""
     incoming: list[TrackingEvent] = []
     estimated, estimated_as_of = state.estimated_delivery, state.estimated_delivery_as_of
     for update in updates:
@@ -162,6 +169,7 @@ def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, ma
             candidate = (as_of, update.estimated_delivery)
             if estimated is None or _later(candidate, (estimated_as_of, estimated)):
                 estimated, estimated_as_of = update.estimated_delivery, as_of
+    horizon = now + MAX_EVENT_LEAD if now is not None else None
     events = union_events(state.events, incoming, max_events=max_events)
     before = {e.fingerprint for e in state.events}
     added = sum(1 for e in events if e.fingerprint not in before)
@@ -176,7 +184,9 @@ def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, ma
         estimated_delivery_as_of=estimated_as_of,
         delivered_at=delivered_at,
         delivery_location=delivery_location,
-        last_event_at=max((e.time for e in events), default=state.last_event_at),
+        last_event_at=max((e.time for e in events if horizon is None or e.time <= horizon),
+                          default=state.last_event_at if horizon is None or (state.last_event_at or _EPOCH) <= horizon
+                          else None),
         has_unmapped_events=any(e.status is None for e in events),
     )
     return MergeOutcome(state=merged, previous_status=state.status, events_added=added)

@@ -129,8 +129,20 @@ def register_many(registrations: Sequence[tuple[ShipmentRegistration, datetime |
                                                  changes_feed.REGISTERED, now)
     # New orders, orders with a new shipment and orders that gained a customer all read differently now.
     touched = set(new_orders) | set(adopted_customers) | {order_id for order_id, _ in new_shipments}
-    read_cache.invalidate(rt.coordination, sorted(touched))
+    invalidate_after_commit(sorted(touched))
     return results
+
+
+def invalidate_after_commit(order_ids: Sequence[str]) -> None:
+    """Drop the orders' cached views, best effort: what is committed stays committed when Redis is
+    down (a Redis that comes back empty holds no stale view; otherwise the read cache's TTL ends it)."""
+    try:
+        read_cache.invalidate(runtime.current().coordination, order_ids)
+    except Exception as error:  # redis errors, OSError
+        from pipeline.coordination import brief_error
+
+        logger.warning("read cache of order(s) %s not invalidated, coordination store unavailable: %s",
+                       ", ".join(order_ids[:5]) + (" ..." if len(order_ids) > 5 else ""), brief_error(error))
 
 
 # --- refreshes -----------------------------------------------------------------------------------
@@ -267,6 +279,7 @@ def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered
     by_courier: dict[str, dict[str, list[int]]] = {}
     for shipment_id, courier, number in rows:
         by_courier.setdefault(courier, {}).setdefault(number, []).append(shipment_id)
+    enqueued: set[int] = set()
     for courier, numbers in by_courier.items():
         size = max(1, min(rt.config.job_batch_size, rt.client(courier).courier.batch_limit))
         ordered = list(numbers)
@@ -275,12 +288,31 @@ def _enqueue_rows(rows: Sequence[tuple[int, str, str]], *, lane: Lane, triggered
             shipment_ids = [sid for number in chunk for sid in numbers[number]]
             ids = store.create_jobs(shipment_ids, job_type=lane.job_type or "update", priority=lane.priority,
                                     now=now, batch_id=batch_id, max_attempts=len(rt.config.retry_delays) + 1)
-            job_ids.extend(ids)
             trigger = "manual" if lane in (lanes.MANUAL, lanes.BULK) else "scheduled"
             ctx = store.PollContext(lane=lane.name, trigger=trigger, triggered_by=triggered_by,
                                     job_ids=tuple(ids), started_at=store.iso(now))
-            actors.enqueue_poll(lane, courier, chunk, ctx)
+            try:
+                actors.enqueue_poll(lane, courier, chunk, ctx)
+            except Exception as error:
+                _abandon_enqueue(ids, [row[0] for row in rows if row[0] not in enqueued], error, now=now)
+                raise
+            job_ids.extend(ids)
+            enqueued.update(shipment_ids)
     return job_ids
+
+
+def _abandon_enqueue(job_ids: Sequence[int], shipment_ids: Sequence[int], error: BaseException, *,
+                     now: datetime) -> None:
+    """The broker refused a poll: its ledger rows fail now (instead of waiting as pending until the
+    maintenance sweep calls them lost) and the shipments not yet enqueued lose their claim, so the
+    next sweep or a retried refresh can take them at once."""
+    from pipeline.coordination import brief_error
+
+    store.fail_jobs(job_ids, f"could not enqueue the poll (broker unreachable: {brief_error(error)})", now)
+    if shipment_ids:
+        TrackingCache.update(claimed_until=None).where(TrackingCache.id.in_(list(shipment_ids))).execute()
+    logger.warning("poll of %d shipment(s) not enqueued, broker unreachable: %s; jobs %s failed, claims released",
+                   len(shipment_ids), brief_error(error), list(job_ids))
 
 
 # --- webhooks ------------------------------------------------------------------------------------

@@ -453,7 +453,7 @@ def _apply(row: TrackingCache, item: ItemChange, context: PollContext, *, now: d
            "previous_status": previous, "new_status": previous, "events_added": 0}
     is_failure = False
     if item.kind == UPDATE and item.update is not None:
-        outcome = merge_updates(state_of(row), [item.update], max_events=max_events)
+        outcome = merge_updates(state_of(row), [item.update], max_events=max_events, now=now)
         _write_state(row, outcome.state, now=now)
         log.update(events_added=outcome.events_added, status_changed=outcome.status_changed,
                    new_status=outcome.state.status)

@@ -1,5 +1,5 @@
-"""Entry module for `dramatiq` and `periodiq` processes started by `trackcache worker` and
-`trackcache scheduler`: importing it boots this process (settings, database, broker, actors).
+"""Entry module for the `dramatiq` processes started by `trackcache worker` (the scheduler boots
+itself): importing it boots this process (settings, database, broker, actors).
 It is the only module that boots on import, because those command lines import a module."""
 from __future__ import annotations
 

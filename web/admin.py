@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline import read_cache, runtime
+from pipeline import runtime
 from pipeline import status as statuses
 from pipeline.registration import ORDER_ID_PATTERN, validate_registration
 from web import alerts, queries, views
@@ -49,8 +49,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         data = json.loads(raw) if raw.strip() else None
     except ValueError as error:
         raise ApiError(400, "malformed_body", f"the body is not valid JSON: {error}") from None
-    except RecursionError:  # json.loads recurses once per level of nesting
-        raise ApiError(400, "malformed_body", "the body is nested too deeply to be read") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_body", "the body is not valid JSON: it is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_body", "the body must be a JSON object")
     return data
@@ -84,12 +84,13 @@ def register(staff: Staff, request: Request, data: Mapping[str, Any]) -> tuple[i
         audit(staff, request, "shipment.register.conflict", registration.order_id,
               {"tracking_number": registration.tracking_number, "courier": registration.courier})
         raise ApiError(409, "conflict", result.detail or "the registration conflicts with a stored one")
-    if result.outcome == service.CREATED:
-        # Registration invalidates new orders; a shipment added to a known order changes its view too.
-        read_cache.invalidate(runtime.current().coordination, [registration.order_id])
+    # The audit row first, then the cache (best effort: the registration is committed either way).
     audit(staff, request, "shipment.register", registration.order_id,
           {"tracking_number": registration.tracking_number, "courier": registration.courier,
            "outcome": result.outcome, "shipment_id": result.shipment_id})
+    if result.outcome == service.CREATED:
+        # Registration invalidates new orders; a shipment added to a known order changes its view too.
+        service.invalidate_after_commit([registration.order_id])
     body = {"status": result.outcome, "shipment_id": result.shipment_id, "order_id": registration.order_id,
             "tracking_number": registration.tracking_number, "courier": registration.courier,
             "customer_id": registration.customer_id}
@@ -129,7 +130,14 @@ def refresh_one(staff: Staff, request: Request, order_id: str, *, force: bool = 
     """A manual refresh of an order, audited; what it did (None for an unknown order)."""
     from pipeline import service
 
-    result = service.refresh_order(order_id, triggered_by=staff.actor, force=force)
+    try:
+        result = service.refresh_order(order_id, triggered_by=staff.actor, force=force)
+    except Exception as error:
+        # Nothing was left pending (the service failed its jobs and released its claims); the
+        # attempt is audited all the same, then answered 503 by the error handlers.
+        audit(staff, request, "order.refresh", order_id, {"found": True, "force": force,
+                                                          "error": type(error).__name__})
+        raise
     audit(staff, request, "order.refresh", order_id, {
         "job_ids": None if result is None else result.job_ids, "found": result is not None,
         "skipped_final": None if result is None else result.skipped_final, "force": force})

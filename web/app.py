@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 import settings as settings_module
 from web import admin, admin_shipments, customer, health, internal, openapi, pages, webhooks
 from web.caching import ETags
-from web.errors import exception_handlers
+from web.errors import RefuseNulCharacters, exception_handlers
 from web.idempotency import IdempotencyKeys
 from web.metrics import RequestMetrics
 from web.sessions import PageSessions
@@ -48,6 +48,7 @@ routes: list[BaseRoute] = [
 middleware = [
     Middleware(webhooks.WebhookFastPath),  # webhook POSTs are answered there, past the layers below
     Middleware(RequestMetrics),
+    Middleware(RefuseNulCharacters),
     Middleware(ETags),
     Middleware(PageSessions),
     Middleware(IdempotencyKeys),

@@ -316,7 +316,16 @@ def webhook_signature_problem(secret: str, timestamp: str | None, signature: str
 # --- request guards ------------------------------------------------------------------------------
 
 def client_address(request: Request) -> str | None:
+    """The connecting address, or the forwarded one when uvicorn believed a trusted proxy's
+    X-Forwarded-For (see `uvicorn_proxy_options`)."""
     return request.client.host if request.client else None
+
+
+def uvicorn_proxy_options(trusted_proxies: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's proxy-header options for the configured trusted proxies: forwarded headers are
+    believed only from those addresses, and from nobody when none are listed. The list is always
+    passed explicitly, so uvicorn never falls back to FORWARDED_ALLOW_IPS or its 127.0.0.1 default."""
+    return {"proxy_headers": bool(trusted_proxies), "forwarded_allow_ips": list(trusted_proxies)}
 
 
 def require_staff(request: Request) -> Staff:

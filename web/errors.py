@@ -76,6 +76,36 @@ def from_api_error(error: ApiError) -> JSONResponse:
     return error_response(error.status, error.code, error.detail, headers=error.headers, **error.extra)
 
 
+# --- malformed requests --------------------------------------------------------------------------
+
+def nul_character_problem(path: str, query_string: bytes) -> str | None:
+    """Why a request's path or query must be refused (None when fine): a NUL character, which no
+    identifier holds and PostgreSQL text cannot store."""
+    from urllib.parse import unquote_to_bytes
+
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    if b"\x00" in unquote_to_bytes(query_string.replace(b"+", b" ")):
+        return "the query string contains a NUL character"
+    return None
+
+
+class RefuseNulCharacters:
+    """ASGI middleware: a NUL in the path or the query string is answered `400 malformed_request`
+    before any route runs (issue 18: it used to reach PostgreSQL and come back as a 500)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            problem = nul_character_problem(scope.get("path", ""), scope.get("query_string", b""))
+            if problem is not None:
+                await error_response(400, "malformed_request", problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 # --- exception handlers -------------------------------------------------------------------------
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
@@ -105,15 +135,22 @@ def logged_path(request: Request) -> str:
     return redact_webhook_secret(request.url.path)
 
 
+def _route_of(request: Request) -> str:
+    # The route's template, never the path: the webhook path carries the webhook secret.
+    from web.metrics import route_template
+
+    return route_template(request.scope)
+
+
 async def handle_database_error(request: Request, exc: Exception) -> Response:
-    logger.error("database unavailable during %s %s: %s", request.method, logged_path(request),
+    logger.error("database unavailable during %s %s: %s", request.method, _route_of(request),
                  str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     return error_response(503, "database_unavailable", "the database cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
 async def handle_coordination_error(request: Request, exc: Exception) -> Response:
-    logger.error("Redis unavailable during %s %s: %s", request.method, logged_path(request), exc)
+    logger.error("Redis unavailable during %s %s: %s", request.method, _route_of(request), exc)
     return error_response(503, "broker_unavailable", "the broker cannot be reached; try again shortly",
                           headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 

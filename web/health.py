@@ -1,5 +1,5 @@
-"""Health and metrics routes: `/healthz` (the process is alive; no I/O), `/readyz` (the database,
-its schema and, when Redis is configured, the broker answer; 503 otherwise) and `/metrics`
+"""Health and metrics routes: `/healthz` (the process is alive; no I/O), `/readyz` (503 unless the
+database answers and is migrated; 200 `degraded` when only Redis is down) and `/metrics`
 (Prometheus text)."""
 from __future__ import annotations
 
@@ -61,13 +61,20 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
+# Without these a node cannot answer: reads, webhooks and the admin API all need the database.
+# Redis is not among them: reads fall back to the database, webhooks are stored and re-enqueued
+# by maintenance, so a Redis outage degrades every node alike and must not take them all out of
+# a load balancer.
+REQUIRED_CHECKS = ("database",)
+
+
 async def readyz(request: Request) -> Response:
     checks = await call(readiness)
     failing = {name: state for name, state in checks.items() if state != "ok"}
-    if failing:
+    if any(name in REQUIRED_CHECKS for name in failing):
         detail = "; ".join(f"{name}: {state}" for name, state in failing.items())
         return error_response(503, "not_ready", detail, checks=checks)
-    return JSONResponse({"status": "ready", "checks": checks}, headers=NO_STORE)
+    return JSONResponse({"status": "degraded" if failing else "ready", "checks": checks}, headers=NO_STORE)
 
 
 def _render() -> Any:

@@ -36,6 +36,8 @@ _COMMON_ERRORS = {
 _GROUP_COMMIT = ("Answered once the body is committed to the inbox. Requests arriving within a few milliseconds "
                  "share one transaction (group commit): if it fails, every one of them is answered 503 and none is "
                  "stored, so send it again. A repeated event id answers 200 with status duplicate.")
+# Every route: a NUL character in the path or query string (web.errors.RefuseNulCharacters).
+_MALFORMED_REQUEST = _error("`malformed_request`: the path or query string holds a NUL character.")
 _STAFF_ERRORS = {
     "401": _error("No admin or viewer bearer token, or an unknown one."),
     "403": _error("A viewer token was used for a write."),
@@ -52,7 +54,7 @@ def _operation(operation_id: str, summary: str, tag: str, responses: dict[str, A
                security: list[dict[str, list[str]]] | None = None, parameters: list[dict[str, Any]] | None = None,
                body: dict[str, Any] | None = None, description: str | None = None) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag],
-                                 "responses": {**responses, **_COMMON_ERRORS}}
+                                 "responses": {"400": _MALFORMED_REQUEST, **responses, **_COMMON_ERRORS}}
     if description:
         operation["description"] = description
     if security is not None:
@@ -303,8 +305,10 @@ def document() -> dict[str, Any]:
                 {"200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}, "Alive.")},
                 security=[{}])},
             "/readyz": {"get": _operation(
-                "readyz", "The database (migrated) and the broker answer", "operations",
-                {"200": _json(_OBJECT, "Ready.")}, security=[{}])},
+                "readyz", "The database answers and is migrated (503 otherwise); Redis down is 200 degraded",
+                "operations",
+                {"200": _json(_OBJECT, "Ready (`status: ready`), or serving without Redis (`status: degraded`, "
+                                       "`checks.broker: unreachable`).")}, security=[{}])},
             "/metrics": {"get": {
                 "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["operations"], "security": [{}],
                 "responses": {"200": {"description": "Prometheus text format.",

@@ -18,6 +18,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline import inbox, runtime
+from pipeline.coordination import OutageLog
 from pipeline.inbox import ACCEPTED, DUPLICATE, REJECTED, InboxEntry, Received, inbox_entry  # noqa: F401  (tests import them here)
 from web.auth import is_same_secret, webhook_signature_problem
 from web.database import release_connection
@@ -41,11 +42,21 @@ def commit_group(items: list[tuple[str, InboxEntry]]) -> Sequence[Received]:
         raise
 
 
+ENQUEUE_OUTAGE = OutageLog(logger, "the broker (webhook drain nudge)",
+                           "webhooks are still stored and answered 200; the pipeline drains them once it is back")
+
+
 def nudge_drain() -> None:
-    """Tell the pipeline that inbox rows are waiting (one drain message)."""
+    """Tell the pipeline that inbox rows are waiting (one drain message). While the broker is
+    down this logs one line for the outage and one when it is back, not one per group."""
     from pipeline import actors
 
-    actors.enqueue_drain()
+    try:
+        actors.enqueue_drain()
+    except Exception as error:
+        ENQUEUE_OUTAGE.failed(error)
+    else:
+        ENQUEUE_OUTAGE.recovered()
 
 
 def _committer() -> GroupCommit:
@@ -125,8 +136,8 @@ _SECRET_PATH = re.compile(r"(/api/webhooks/easyparcel/)[^/?#\s\"]*")
 
 
 def redact_webhook_secret(text: str) -> str:
-    """The text with the secret segment of any EasyParcel webhook URL replaced by `***` (pure)."""
-    return _SECRET_PATH.sub(r"\1***", text)
+    """The text with the secret segment of any EasyParcel webhook URL replaced by `{secret}` (pure)."""
+    return _SECRET_PATH.sub(r"\1{secret}", text)
 
 
 class RedactWebhookSecret(logging.Filter):

@@ -26,7 +26,7 @@ class Credentials:
 
 class ApiClient:
     """A running service at `base_url`. Guests are told apart by the address a trusted proxy
-    reports (X-Forwarded-For; the server runs with --proxy-headers), so each test can be its own
+    reports (X-Forwarded-For; the server trusts 127.0.0.1 as its proxy), so each test can be its own
     client for the rate limits."""
 
     def __init__(self, base_url: str, credentials: Credentials, *, timeout: float = 10.0) -> None:

@@ -115,7 +115,9 @@ def service(tmp_path_factory) -> Iterator[Service]:
            "TRACKING_CUSTOMER_JWT_SECRET": CREDENTIALS.customer_jwt_secret,
            "TRACKING_CUSTOMER_JWKS_FILE": str(jwks_path), "TRACKING_CUSTOMER_JWT_AUDIENCE": "trackcache-e2e",
            "TRACKING_EMAIL_HASH_KEY": "e2e-email-hash-key-0123456789", "TRACKING_INTERNAL_NETWORKS": "",
-           "TRACKING_GUEST_RATE_LIMIT": "10", "TRACKING_CUSTOMER_RATE_LIMIT": "120"}
+           "TRACKING_GUEST_RATE_LIMIT": "10", "TRACKING_CUSTOMER_RATE_LIMIT": "120",
+           # The tests stand in for the reverse proxy: they report each guest's address from 127.0.0.1.
+           "TRACKING_TRUSTED_PROXIES": "127.0.0.1"}
     log = tmp_path_factory.mktemp("e2e") / "service.log"
     processes = [start_cli(env, log, "serve", "--port", str(port), "--proxy-headers"),
                  start_cli(env, log, "worker", "--processes", "1", "--threads", "4")]

@@ -26,8 +26,9 @@ from deployment import (
 def served(tmp_path_factory):
     # One deployment for the module; the broker plays no part here.
     deployment = Deployment(tmp_path_factory.mktemp("abuse"), "redis", extra_env={"TRACKING_GUEST_RATE_LIMIT": "30",
-                                                               "TRACKING_FAILED_LOOKUP_COST": "1"},
-                            serve_args=("--access-log", "--proxy-headers", "--forwarded-allow-ips", "192.0.2.1"))
+                                                               "TRACKING_FAILED_LOOKUP_COST": "1",
+                                                               "TRACKING_TRUSTED_PROXIES": "192.0.2.1"},
+                            serve_args=("--access-log", "--proxy-headers"))
     try:
         deployment.start(workers=1, scheduler=False)
         from pipeline import service

@@ -55,9 +55,9 @@ def test_redis_lost_and_restarted_empty_loses_no_webhook(deployment_factory, rec
     readers = Readers(deployment.base_url, webhook_numbers)
     readers.start()
     load.start()
-    # Issue 18 point 3: the scheduler ends itself when it loses its leader lock with Redis.
-    # Restart it as its supervisor (systemd, Docker's restart policy) would, so the rest of the
-    # recovery is still proven, and report the scenario as an expected failure until it is fixed.
+    # Watch the scheduler: were it to end itself with Redis (issue 18 point 3), it would be
+    # restarted as a supervisor would, so the rest of the recovery is still measured, and the
+    # scenario fails below.
     stop_supervising = deployment.supervise("scheduler")
     time.sleep(scale.outage_seconds)
     before = Counter(load.statuses)
@@ -88,7 +88,5 @@ def test_redis_lost_and_restarted_empty_loses_no_webhook(deployment_factory, rec
     assert recovery <= RECOVERY_LIMIT_SECONDS
     alive = {kind: len(deployment.alive(kind)) for kind in ("serve", "worker", "scheduler")}
     assert alive == {"serve": 1, "worker": 1, "scheduler": 1}, f"a process died with Redis: {alive}"
-    if scheduler_died:
-        pytest.xfail("issue 18 point 3: `trackcache scheduler` ends itself when Redis goes away (leader lock "
-                     "lost -> SIGTERM) and nothing restarts it; the inbox rows stored during the outage then "
-                     "wait for a maintenance sweep that never comes")
+    assert not scheduler_died, ("issue 18 point 3: `trackcache scheduler` ended itself when Redis went away "
+                                "and had to be restarted")

@@ -148,3 +148,17 @@ def test_a_final_status_is_never_left_for_a_non_final_one(first, later):
     after = merge_all(later, state=state)
     if S.is_final(state.status):
         assert S.is_final(after.status)
+
+
+def test_an_event_dated_far_ahead_of_now_is_kept_but_does_not_count_as_news():
+    now = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    far = TrackingEvent(time=datetime(9999, 12, 31, tzinfo=timezone.utc), raw_text="bogus", status=S.IN_TRANSIT)
+    near = TrackingEvent(time=now - timedelta(hours=1), raw_text="collected", status=S.IN_TRANSIT)
+    skewed = TrackingEvent(time=now + timedelta(hours=3), raw_text="hub", status=S.IN_TRANSIT)
+    state = merge_updates(ShipmentState(), [TrackingUpdate(courier="fake", tracking_number="X1", events=(near, far))],
+                          max_events=50, now=now).state
+    assert len(state.events) == 2 and state.last_event_at == near.time
+    # a scan a few hours ahead (clock skew) still counts; the stored far one never does
+    again = merge_updates(state, [TrackingUpdate(courier="fake", tracking_number="X1", events=(skewed,))],
+                          max_events=50, now=now).state
+    assert again.last_event_at == skewed.time
