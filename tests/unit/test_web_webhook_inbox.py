@@ -72,4 +72,4 @@ def test_a_body_nested_too_deeply_for_the_json_reader_is_refused_with_the_reason
     from web.webhooks import inbox_entry
 
     entry = inbox_entry(b"[" * 100_000 + b"]" * 100_000)
-    assert entry.rejection == "the body is nested too deeply to be read"
+    assert entry.rejection == "the body is not valid JSON: it is nested too deeply"
