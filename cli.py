@@ -331,9 +331,49 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         return embedded.run(config, embedded.DevOptions(
             host=args.host, port=args.port, database=args.database, sim_port=args.sim_port, speed=args.speed,
-            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads))
+            demo_orders=0 if args.no_demo else args.demo_orders, threads=args.threads,
+            history=0 if args.no_demo else args.history))
     except embedded.DevError as error:
         raise CommandError(str(error), EXIT_UNAVAILABLE) from None
+
+
+def cmd_estimates(args: argparse.Namespace) -> int:
+    """`estimates backtest` (history from the database, or --simulated N journeys) and `estimates refresh`."""
+    import json
+    from datetime import UTC, datetime
+
+    from pipeline import estimates, estimating
+
+    config = load_settings()
+    configure_logging("warning")
+    estimate_config = estimating.config_from(config)
+    if args.action == "backtest" and args.simulated:
+        from sim.history import simulated_facts
+
+        facts = simulated_facts(args.simulated, args.seed, end=datetime.now(UTC), days=args.days,
+                                calendar=estimate_config.calendar)
+    else:
+        connect_database(config)
+        require_current_schema(config)
+        if args.action == "refresh":
+            from pipeline import boot, service
+
+            boot.boot(config)
+            print(json.dumps(service.run_estimates_job()))
+            return 0
+        facts = estimating.load_facts(courier=args.courier)
+    if args.courier:
+        facts = [fact for fact in facts if fact.courier == args.courier]
+    if not facts:
+        raise CommandError("no finished journeys to replay (journey_facts is empty; try --simulated 3000)", 1)
+    report = estimates.backtest(facts, estimate_config.calendar, estimate_config.policy)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['journeys']} journeys, {report['unknown']} predictions without an estimate "
+              f"(too little history before them)\n")
+        print(estimates.backtest_table(report))
+    return 0
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -347,6 +387,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "customer-token": (cmd_customer_token, "print a signed customer token for the tracking API"),
     "settings": (cmd_settings, "list every setting, or --check that they are safe for production"),
     "inbox": (cmd_inbox, "webhook inbox: replay failed webhooks, or count rows by status"),
+    "estimates": (cmd_estimates, "delivery estimates: backtest them on history, or refresh them now"),
 }
 
 
@@ -357,6 +398,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
     return value
 
 
@@ -396,7 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--speed", type=positive_float, default=1800.0,
                      help="simulated seconds per real second (default 1800: an hour passes in two seconds)")
     dev.add_argument("--demo-orders", type=positive_int, default=36, help="demo orders to create (default 36)")
-    dev.add_argument("--no-demo", action="store_true", help="start without demo data")
+    dev.add_argument("--no-demo", action="store_true", help="start without demo data (nor history)")
+    dev.add_argument("--history", type=non_negative_int, default=3000,
+                     help="simulated finished journeys stored as delivery history for estimates and analytics "
+                     "(default 3000; 0: none; skipped when the database already has history)")
     dev.add_argument("--threads", type=positive_int, default=4, help="in-process worker threads (default 4)")
 
     serve = add("serve")
@@ -412,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=positive_int, default=2, help="worker processes (default 2)")
     worker.add_argument("--threads", type=positive_int, default=4, help="threads per process (default 4)")
     worker.add_argument("--queues", nargs="+", metavar="LANE",
-                        help="only these lanes (manual webhook retry bulk scheduled cleanup); default all")
+                        help="only these lanes (manual webhook retry bulk scheduled cleanup estimates); default all")
 
     add("scheduler")
 
@@ -443,6 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--since", help="only rows received at or after this ISO time (UTC unless given)")
     replay.add_argument("--courier", help="only this courier's rows")
     inbox_sub.add_parser("counts", help="inbox rows by status", description="Inbox rows by status.")
+
+    estimates_parser = add("estimates")
+    estimates_parser.add_argument("action", choices=("backtest", "refresh"),
+                                  help="backtest: replay history in time order and compare with the courier median; "
+                                  "refresh: rebuild the statistics and every active shipment's estimate now")
+    estimates_parser.add_argument("--simulated", type=positive_int, metavar="N",
+                                  help="backtest on N simulated finished journeys instead of the database's")
+    estimates_parser.add_argument("--seed", default="trackcache", help="seed of the simulated journeys")
+    estimates_parser.add_argument("--days", type=positive_int, default=180,
+                                  help="days the simulated journeys span (default 180)")
+    estimates_parser.add_argument("--courier", help="only this courier's journeys (e.g. City-Link)")
+    estimates_parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     migrate = sub.add_parser("migrate", help=COMMANDS["migrate"][1], description=COMMANDS["migrate"][1])
     migrate.add_argument("--check", action="store_true", help="only report pending migrations (exit 1 if any)")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import secrets
 import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import requests
 
@@ -35,6 +38,7 @@ class DevOptions:
     speed: float = 1800.0
     demo_orders: int = 36
     threads: int = 4
+    history: int = 3000
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,97 @@ def create_demo_data(count: int, sim_url: str) -> list[ShipmentRegistration]:
     return demo
 
 
+# --- delivery history (issue 16): finished journeys so estimates and analytics have content at once ---
+
+HISTORY_ORDER_PREFIX = "HIST-"
+HISTORY_EMAIL = "history@example.com"
+HISTORY_DAYS = 120
+
+
+def seed_history(count: int, *, seed: str = "trackcache-history") -> int:
+    """Store `count` simulated finished journeys of the last 120 days (orders HIST-…, inactive
+    shipments and their journey facts), then refresh every estimate. Skipped when history exists;
+    returns the journeys stored."""
+    from datetime import UTC, datetime
+
+    import models
+    from models import JourneyFact, Order, TrackingCache
+    from pipeline import estimating, runtime, service
+    from pipeline import status as statuses
+
+    if Order.select().where(Order.id.startswith(HISTORY_ORDER_PREFIX)).exists():
+        return 0
+    rt = runtime.current()
+    config = estimating.config_from(rt.config)
+    # The journeys are made in a separate (daemonic: Ctrl-C does not wait for it) process: seconds
+    # of pure Python that would otherwise hold this process's GIL while the app is answering.
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    maker = context.Process(target=send_simulated_history, args=(sender, count, seed, datetime.now(UTC), config),
+                            name="history-maker", daemon=True)
+    maker.start()
+    sender.close()
+    shipments, firsts = receiver.recv()
+    maker.join()
+    email_hash = models.hash_email(HISTORY_EMAIL, rt.config.email_hash_key.reveal())
+    for start in range(0, len(shipments), 200):
+        chunk = list(zip(shipments[start:start + 200], firsts[start:start + 200]))
+        with models.write_transaction():
+            Order.insert_many([{"id": f"{HISTORY_ORDER_PREFIX}{s.tracking_number}", "customer_email_hash": email_hash,
+                                "created_at": s.state.events[-1].time} for s, _ in chunk]).execute()
+            TrackingCache.insert_many([{
+                "order": f"{HISTORY_ORDER_PREFIX}{s.tracking_number}", "courier_tracking_number": s.tracking_number,
+                "courier_service": s.fact.service, "current_status": s.state.status,
+                "last_status_update": s.fact.finished_at, "tracking_events": s.events,
+                "actual_delivery": s.state.delivered_at, "delivery_location": s.state.delivery_location,
+                "last_api_update": s.fact.finished_at, "next_update_due": models.NEVER, "update_frequency_minutes": 0,
+                "is_delivered": s.state.status == statuses.DELIVERED, "is_failed": s.state.status == statuses.RETURNED,
+                "is_active": False, "last_event_at": s.state.last_event_at, "created_at": s.state.events[-1].time,
+                "updated_at": s.fact.finished_at,
+                "first_estimated_delivery": config.calendar.midday(first) if first else None,
+            } for s, first in chunk]).execute()
+            ids = dict(TrackingCache.select(TrackingCache.courier_tracking_number, TrackingCache.id)
+                       .where(TrackingCache.courier_tracking_number.in_([s.tracking_number for s, _ in chunk]))
+                       .tuples())
+            JourneyFact.insert_many([estimating.fact_row(
+                s.fact, shipment_id=ids[s.tracking_number],
+                first_estimate=config.calendar.midday(first) if first else None) for s, first in chunk]).execute()
+        time.sleep(0.05)  # let the pipeline's and the app's writes in between (one SQLite writer at a time)
+    estimating.forget_statistics()
+    service.run_estimates_job()
+    logger.info("stored %d finished journeys of simulated delivery history", len(shipments))
+    return len(shipments)
+
+
+def simulated_history(count: int, seed: str, end: Any, config: Any) -> tuple[list[Any], list[Any]]:
+    """The simulated finished journeys and the first estimate each would have had (run in a
+    separate process by `seed_history`)."""
+    from pipeline import estimates
+    from sim.history import finished_shipments
+
+    shipments = finished_shipments(count, seed, end=end, days=HISTORY_DAYS, calendar=config.calendar)
+    return shipments, estimates.first_estimates([s.fact for s in shipments], config.calendar, config.policy)
+
+
+def send_simulated_history(sender: Any, count: int, seed: str, end: Any, config: Any) -> None:
+    """`simulated_history` in a child process, its result sent back through a pipe."""
+    sender.send(simulated_history(count, seed, end, config))
+    sender.close()
+
+
+def start_history_seeding(count: int) -> threading.Thread:
+    """Seed the history in the background, so the app answers while it is written."""
+    def seed() -> None:
+        try:
+            seed_history(count)
+        except Exception:  # the demo still works without history; say why there is none
+            logger.exception("could not store the simulated delivery history")
+
+    thread = threading.Thread(target=seed, name="history-seed", daemon=True)
+    thread.start()
+    return thread
+
+
 def banner(session: DevSession, out: TextIO) -> None:
     first = next((r for r in session.demo if r.tracking_number.startswith("EPOFD")), None) or (
         session.demo[0] if session.demo else None)
@@ -192,6 +287,8 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
         sweeps.start()
         demo = create_demo_data(options.demo_orders, sim.url) if options.demo_orders else []
         service.run_poll_sweep()
+        if options.history:
+            start_history_seeding(options.history)
         from web.app import create_app
 
         app = create_app(dev_config, boot=False)

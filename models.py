@@ -122,6 +122,16 @@ class TrackingCache(BaseModel):
     has_unmapped_events = BooleanField(default=False)
     attention_reason = TextField(null=True)
     refresh_requested_at = UTCDateTimeField(null=True)
+    # Delivery estimates and delays (issue 16, m0008): ours beside the courier's, the range, the flag.
+    courier_estimated_delivery = UTCDateTimeField(null=True)
+    estimated_delivery_earliest = UTCDateTimeField(null=True)
+    estimated_delivery_latest = UTCDateTimeField(null=True)
+    estimate_source = CharField(null=True, max_length=16)  # history | courier
+    estimate_basis = CharField(null=True, max_length=64)  # level and sample size
+    first_estimated_delivery = UTCDateTimeField(null=True)
+    is_delayed = BooleanField(default=False)
+    delay_reason = TextField(null=True)
+    delayed_since = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "tracking_cache"
@@ -279,9 +289,42 @@ class ShipmentChange(BaseModel):
         table_name = "shipment_changes"
 
 
+# --- Delivery estimates and delays (issue 16, migration m0008) ---------------------------------
+
+# The columns m0008 adds to tracking_cache are declared in TrackingCache (its "Delivery estimates" block).
+
+
+class JourneyFact(BaseModel):
+    """A finished journey as the estimator learns from it (see pipeline/estimates.py)."""
+
+    id = BigAutoField()
+    tracking_cache = ForeignKeyField(TrackingCache, column_name="tracking_cache_id", null=True, unique=True,
+                                     on_delete="SET NULL")
+    tracking_cache_id: int | None
+    courier = CharField(max_length=64)
+    service = CharField(max_length=32)
+    origin_state = CharField(null=True, max_length=64)
+    origin_country = CharField(null=True, max_length=2)
+    destination_state = CharField(null=True, max_length=64)
+    destination_country = CharField(null=True, max_length=2)
+    milestones = JSONField(default=dict)
+    outcome = CharField(max_length=32)
+    handed_over_at = UTCDateTimeField(null=True)
+    delivered_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField()
+    failed_attempts = IntegerField(default=0)
+    business_days = IntegerField(null=True)
+    first_estimated_delivery = UTCDateTimeField(null=True)
+    had_exception = BooleanField(default=False)
+    recorded_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "journey_facts"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Order, TrackingCache, TrackingUpdateLog, TrackingJob, WebhookInbox, CourierApiCall, ApiUsageDaily, AuditLog,
-    IdempotencyKey, ShipmentChange,
+    IdempotencyKey, ShipmentChange, JourneyFact,
 )
 
 
@@ -411,7 +454,7 @@ def lock_shipments(ids: Sequence[int]) -> list[TrackingCache]:
 # Columns persist rewrites for every shipment it touches, with their PostgreSQL types.
 _SHIPMENT_WRITE_COLUMNS = (
     ("current_status", "varchar"), ("last_status_update", "timestamp"), ("tracking_events", "jsonb"),
-    ("estimated_delivery", "timestamp"), ("actual_delivery", "timestamp"), ("delivery_location", "varchar"),
+    ("courier_estimated_delivery", "timestamp"), ("actual_delivery", "timestamp"), ("delivery_location", "varchar"),
     ("last_api_update", "timestamp"), ("next_update_due", "timestamp"), ("update_frequency_minutes", "integer"),
     ("consecutive_failures", "integer"), ("is_delivered", "boolean"), ("is_failed", "boolean"),
     ("requires_attention", "boolean"), ("last_api_response", "jsonb"), ("api_response_hash", "varchar"),
@@ -525,3 +568,35 @@ def claim_inbox_rows(now: datetime, *, limit: int, lease: timedelta) -> list[Web
             return []
         WebhookInbox.update(**claim).where(WebhookInbox.id.in_(ids)).execute()
         return list(WebhookInbox.select(*returning).where(WebhookInbox.id.in_(ids)).order_by(WebhookInbox.id))
+
+
+# --- Delivery estimates (issue 16): writing many shipments' estimate columns at once ----------------
+
+ESTIMATE_WRITE_COLUMNS = (
+    ("estimated_delivery", "timestamp"), ("estimated_delivery_earliest", "timestamp"),
+    ("estimated_delivery_latest", "timestamp"), ("estimate_source", "varchar"), ("estimate_basis", "varchar"),
+    ("first_estimated_delivery", "timestamp"), ("is_delayed", "boolean"), ("delay_reason", "text"),
+    ("delayed_since", "timestamp"), ("next_update_due", "timestamp"), ("update_frequency_minutes", "integer"),
+)
+
+
+def bulk_update_estimates(rows: Sequence[TrackingCache]) -> None:
+    """Write the estimate, delay and schedule columns of many shipments: one UPDATE ... FROM
+    (VALUES ...) per 500 rows on PostgreSQL, one prepared statement on SQLite."""
+    if not rows:
+        return
+    fields = [TrackingCache._meta.columns[name] for name, _ in ESTIMATE_WRITE_COLUMNS]
+    params = [[row.id] + [_plain_db_value(field, getattr(row, field.name)) for field in fields] for row in rows]
+    names = [name for name, _ in ESTIMATE_WRITE_COLUMNS]
+    if is_postgres():
+        placeholders = "(%s::integer, " + ", ".join(f"%s::{kind}" for _, kind in ESTIMATE_WRITE_COLUMNS) + ")"
+        assignments = ", ".join(f"{name} = v.{name}" for name in names)
+        for start in range(0, len(params), 500):
+            chunk = params[start:start + 500]
+            database.execute_sql(
+                f"UPDATE tracking_cache AS t SET {assignments} FROM (VALUES "
+                + ", ".join([placeholders] * len(chunk)) + f") AS v(id, {', '.join(names)}) WHERE t.id = v.id",
+                [value for row in chunk for value in row])
+        return
+    database.cursor().executemany(f"UPDATE tracking_cache SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                                  [p[1:] + p[:1] for p in params])

@@ -497,6 +497,24 @@ class Settings:
                                      "Hours the tracking-page link given after a guest lookup stays valid.")
     page_refresh_seconds: int = _setting("TRACKING_PAGE_REFRESH_SECONDS", _positive_int, "30",
                                          "Seconds between the open tracking page's checks for updates.")
+    # Delivery estimates and delays (issue 16).
+    estimate_min_samples: int = _setting("TRACKING_ESTIMATE_MIN_SAMPLES", _positive_int, "20",
+                                         "Fewest finished journeys a level of the estimate hierarchy (route, courier "
+                                         "+ destination, courier + origin, courier, all) must hold to answer.")
+    estimate_low_percentile: int = _setting("TRACKING_ESTIMATE_LOW_PERCENTILE", _percent, "10",
+                                            "Percentile of similar journeys that starts the estimated range.")
+    estimate_high_percentile: int = _setting("TRACKING_ESTIMATE_HIGH_PERCENTILE", _percent, "90",
+                                             "Percentile of similar journeys that ends the estimated range.")
+    delay_percentile: int = _setting("TRACKING_DELAY_PERCENTILE", _percent, "95",
+                                     "A shipment longer in its milestone than this percentile of similar journeys "
+                                     "is flagged delayed.")
+    estimate_history_days: int = _setting("TRACKING_ESTIMATE_HISTORY_DAYS", _positive_int, "180",
+                                          "Days of finished journeys the estimates learn from.")
+    estimates_cron: str = _setting("TRACKING_ESTIMATES_CRON", _cron, "*/15 * * * *",
+                                   "When the estimates job rebuilds the statistics, refreshes every active "
+                                   "shipment's estimate and flags delays.")
+    alert_delayed_shipments: int = _setting("TRACKING_ALERT_DELAYED_SHIPMENTS", _positive_int, "25",
+                                            "Warning above this many active shipments flagged delayed.")
     # Courier: EasyParcel.
     easyparcel_api: str = _setting("EASYPARCEL_API", _api_kind, "open", "Which EasyParcel API: open or legacy.")
     easyparcel_base_url: str = _setting("EASYPARCEL_BASE_URL", _http_url, "",

@@ -16,7 +16,7 @@ from periodiq import cron
 import pipeline.broker as broker_module  # noqa: F401  (a broker must exist before actors)
 import models
 import settings
-from pipeline import inbox, lanes, notifications, runtime, store
+from pipeline import estimating, inbox, lanes, notifications, runtime, store
 from pipeline import metrics
 from pipeline.canonical import BulkResult, clean_update, iso_utc
 from pipeline.couriers.base import (
@@ -206,7 +206,9 @@ def persist_stage(payload: dict[str, Any]) -> None:
 
 def _after_persist(rt: runtime.Runtime, courier: str, trigger: str, report: store.PersistReport) -> None:
     """After a batch's commit: read-cache invalidation and status-change publishes in one round
-    trip, then the metrics."""
+    trip, then the metrics. Delivery estimates are refreshed first, so no reader caches a view
+    without them."""
+    refresh_estimates_after_persist(rt, report.status_changes)
     notifications.announce_persisted(rt.coordination, report.order_ids, report.status_changes)
     metrics.UPDATES_PERSISTED.labels(trigger).inc(report.shipments_written)
     for change in report.status_changes:
@@ -274,6 +276,19 @@ def _release_quietly(rows: list[Any]) -> None:
         logger.warning("could not release %d claimed inbox rows: %s", len(rows), error)
 
 
+def refresh_estimates_after_persist(rt: runtime.Runtime, status_changes: Any) -> None:
+    """Delivery estimates: shipments that changed milestone are re-estimated and finished ones
+    recorded as journey facts (after persist's commit; the read cache is invalidated next)."""
+    if not status_changes:
+        return
+    try:
+        report = estimating.refresh_after_persist(status_changes, estimating.config_from(rt.config), now=rt.now(),
+                                                  schedule_policy=rt.policy)
+        estimating.publish_delays(rt.coordination, report.newly_delayed)
+    except Exception:  # noqa: BLE001 - the update is committed; the estimates job catches up
+        logger.exception("estimates not refreshed after persist for %d status changes", len(status_changes))
+
+
 # Unexpected exceptions (database down, bugs) are retried by Dramatiq with backoff; courier
 # failures never reach it: the stages handle them with the ledger's retry plan above.
 _STAGE_OPTIONS: dict[str, Any] = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 120_000, "time_limit": 10 * 60_000}
@@ -334,6 +349,13 @@ def cleanup_sweep() -> None:
     service.run_cleanup()
 
 
+def estimates_job() -> None:
+    """Rebuild the estimate statistics, refresh every active shipment's estimate, flag delays."""
+    import pipeline.service as service
+
+    service.run_estimates_job()
+
+
 def usage_report() -> None:
     """Store the daily API usage summary for yesterday and today."""
     import pipeline.service as service
@@ -355,4 +377,9 @@ sweep_usage = broker_module.register(dramatiq.actor(
     actor_name="sweep_usage_report", priority=lanes.CLEANUP.priority,
     periodic=cron(_config.usage_report_cron), **_sweep_options())(usage_report))
 
-PERIODIC_ACTORS = (sweep_poll, sweep_maintenance, sweep_cleanup, sweep_usage)
+# Delivery estimates: the periodic job has its own lane, so it never delays polls or cleanup.
+sweep_estimates = broker_module.register(dramatiq.actor(
+    actor_name="sweep_estimates", queue_name=lanes.ESTIMATES.queue_name, priority=lanes.ESTIMATES.priority,
+    periodic=cron(_config.estimates_cron), max_retries=0, time_limit=30 * 60_000)(estimates_job))
+
+PERIODIC_ACTORS = (sweep_poll, sweep_maintenance, sweep_cleanup, sweep_usage, sweep_estimates)

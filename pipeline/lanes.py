@@ -26,8 +26,10 @@ RETRY = Lane("retry", 75, "retry")
 BULK = Lane("bulk", 80, "manual")
 SCHEDULED = Lane("scheduled", 100, "update")
 CLEANUP = Lane("cleanup", 200, "cleanup")
+# The estimates job (statistics rebuild, every active shipment re-estimated, delays flagged).
+ESTIMATES = Lane("estimates", 150, None)
 
-LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP)}
+LANES: dict[str, Lane] = {lane.name: lane for lane in (MANUAL, WEBHOOK, RETRY, BULK, SCHEDULED, CLEANUP, ESTIMATES)}
 # Lanes that carry courier polls (fetch -> parse -> diff -> persist).
 POLL_LANES = (MANUAL, RETRY, BULK, SCHEDULED)
 # Lanes whose updates flow through parse -> diff -> persist.

@@ -60,14 +60,18 @@ def poll_interval_minutes(
     estimated_delivery: datetime | None = None,
     policy: SchedulePolicy,
     jitter: float = 0.0,
+    is_delayed: bool = False,
 ) -> float | None:
     """Minutes until the next poll, or None when the status needs no more polling.
 
-    `jitter` in [0, 1) spreads polls: the interval grows by up to `jitter_percent` percent.
+    `jitter` in [0, 1) spreads polls: the interval grows by up to `jitter_percent` percent. A
+    delayed shipment is polled at least as often as one in an exception.
     """
     minutes: float | None = policy.base_minutes(statuses.group_of(status))
     if minutes is None:
         return None
+    if is_delayed:
+        minutes = min(minutes, policy.exception_minutes)
     if is_delivery_day(now, estimated_delivery, policy):
         minutes = min(minutes, policy.delivery_day_max_minutes)
     if consecutive_failures > 0:
@@ -85,10 +89,12 @@ def next_poll_at(
     estimated_delivery: datetime | None = None,
     policy: SchedulePolicy,
     jitter: float = 0.0,
+    is_delayed: bool = False,
 ) -> datetime | None:
     """When to poll next, or None for final statuses."""
     minutes = poll_interval_minutes(status=status, now=now, consecutive_failures=consecutive_failures,
-                                    estimated_delivery=estimated_delivery, policy=policy, jitter=jitter)
+                                    estimated_delivery=estimated_delivery, policy=policy, jitter=jitter,
+                                    is_delayed=is_delayed)
     return None if minutes is None else now + timedelta(minutes=minutes)
 
 

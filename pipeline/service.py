@@ -526,3 +526,21 @@ def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+# --- delivery estimates (issue 16) ---------------------------------------------------------------
+
+def run_estimates_job(*, now: datetime | None = None) -> dict[str, int]:
+    """Rebuild the estimate statistics, refresh every active shipment's estimate and delay flag,
+    invalidate the changed orders' cached views and announce new delays."""
+    from pipeline import estimating, read_cache
+
+    rt = runtime.current()
+    now = now or rt.now()
+    report = estimating.refresh_all_active(estimating.config_from(rt.config), now=now, schedule_policy=rt.policy)
+    read_cache.invalidate(rt.coordination, report.order_ids)
+    estimating.publish_delays(rt.coordination, report.newly_delayed)
+    summary = {"refreshed": report.refreshed, "changed_orders": len(report.order_ids),
+               "newly_delayed": len(report.newly_delayed), "facts_recorded": report.facts_recorded}
+    logger.info("estimates job: %s", summary)
+    return summary

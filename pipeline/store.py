@@ -110,7 +110,8 @@ def state_of(row: TrackingCache) -> ShipmentState:
     return ShipmentState(
         status=row.current_status,
         events=events,
-        estimated_delivery=row.estimated_delivery,
+        # The courier's own estimate (ours, from history, is kept in estimated_delivery beside it).
+        estimated_delivery=row.courier_estimated_delivery,
         estimated_delivery_as_of=row.last_event_at,
         delivered_at=row.actual_delivery,
         delivery_location=row.delivery_location,
@@ -485,7 +486,7 @@ def _write_state(row: TrackingCache, state: ShipmentState, *, now: datetime) -> 
         row.last_status_update = now
     row.current_status = state.status
     row.tracking_events = [e.to_dict() for e in state.events]
-    row.estimated_delivery = state.estimated_delivery
+    row.courier_estimated_delivery = state.estimated_delivery
     row.actual_delivery = state.delivered_at
     row.delivery_location = state.delivery_location
     row.last_event_at = state.last_event_at
@@ -503,8 +504,8 @@ def _reschedule(row: TrackingCache, *, now: datetime, policy: SchedulePolicy, rn
     within its status's interval (the failure count stays for the next poll's result)."""
     minutes = schedule.poll_interval_minutes(status=row.current_status, now=now,
                                              consecutive_failures=0 if is_webhook else row.consecutive_failures or 0,
-                                             estimated_delivery=row.estimated_delivery, policy=policy,
-                                             jitter=rng.random())
+                                             estimated_delivery=row.estimated_delivery or row.courier_estimated_delivery,
+                                             policy=policy, jitter=rng.random(), is_delayed=bool(row.is_delayed))
     if minutes is None:
         row.next_update_due = models.NEVER
         row.update_frequency_minutes = 0

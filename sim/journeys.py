@@ -69,10 +69,13 @@ class Step:
     kinds: tuple[str, ...]
     gap_hours: tuple[float, float]
     group: str | None = None
+    # The trunk haul to the destination hub: its gap comes from the route (ROUTE_HOURS), not gap_hours.
+    is_line_haul: bool = False
 
 
-def _step(kinds: str | tuple[str, ...], low: float, high: float, group: str | None = None) -> Step:
-    return Step(kinds if isinstance(kinds, tuple) else (kinds,), (low, high), group)
+def _step(kinds: str | tuple[str, ...], low: float, high: float, group: str | None = None,
+          is_line_haul: bool = False) -> Step:
+    return Step(kinds if isinstance(kinds, tuple) else (kinds,), (low, high), group, is_line_haul)
 
 
 _FIRST_MILE = (
@@ -88,7 +91,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
         *_FIRST_MILE,
         _step("hub_arrival", 2, 6, group="transit_hub"),
         _step("hub_departure", 1, 3, group="transit_hub"),
-        _step("hub_arrival", 3, 10),
+        _step("hub_arrival", 3, 10, is_line_haul=True),
         _step("out_for_delivery", 6, 14),
         _step("failed_attempt", 2, 6, group="retry"),
         _step("out_for_delivery", 14, 20, group="retry"),
@@ -97,7 +100,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
     "held": (*_FIRST_MILE, _step("hub_arrival", 3, 10), _step("on_hold", 1, 6)),
     "returned": (
         *_FIRST_MILE,
-        _step("hub_arrival", 3, 10),
+        _step("hub_arrival", 3, 10, is_line_haul=True),
         _step("out_for_delivery", 6, 14),
         _step("failed_attempt", 2, 6),
         _step("out_for_delivery", 14, 20),
@@ -129,6 +132,9 @@ class Scenario:
     groups: tuple[tuple[str, float], ...] = ()
     # Sometimes left out of Open API results entirely (openapi_tracking_response_partial_item_omitted.json).
     is_flaky: bool = False
+    # Couriers do not move parcels on Sundays: scans that would fall on one wait for Monday. Only
+    # for journeys that start at the epoch, so the anchored demo scenarios keep their state at start.
+    has_weekend_pause: bool = False
 
 
 _NORMAL_GROUPS = (("transit_hub", 0.5), ("retry", 0.15))
@@ -156,13 +162,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("EPNOF", "not_found", "never found: every call answers not_found (the cache keeps it pending)",
              "not_found", None),
     Scenario("EPLAT", "late", "not found for the first 2 simulated hours, then a normal journey", "normal",
-             "delivered", anchor_offset_hours=2, groups=_NORMAL_GROUPS),
+             "delivered", anchor_offset_hours=2, groups=_NORMAL_GROUPS, has_weekend_pause=True),
     Scenario("EPFLK", "flaky", "a normal journey, but left out of about half the Open API responses "
              "(no not_found entry, only the error count)", "normal", "delivered", groups=_NORMAL_GROUPS,
-             is_flaky=True),
+             is_flaky=True, has_weekend_pause=True),
     Scenario("", "normal", "any other number: info received at start, collected within hours, delivered "
-             "in 1-3 simulated days (some after one failed attempt)", "normal", "delivered",
-             anchor_jitter_hours=2, groups=_NORMAL_GROUPS),
+             "in 1-3 business days within West Malaysia and 3-7 to or from Sabah and Sarawak, no courier "
+             "scans on Sundays (about 15% after one failed attempt)", "normal", "delivered",
+             anchor_jitter_hours=2, groups=_NORMAL_GROUPS, has_weekend_pause=True),
 )
 
 DEFAULT_SCENARIO = SCENARIOS[-1]
@@ -190,6 +197,13 @@ CITIES: tuple[tuple[str, str, str], ...] = (
     ("Kota Kinabalu", "Sabah", "Kota Kinabalu"),
     ("Kuching", "Sarawak", "Kuching"),
 )
+EAST_MALAYSIA: frozenset[str] = frozenset({"Sabah", "Sarawak"})
+# Simulated trunk-haul hours to the destination hub by route: within West Malaysia, between Sabah and
+# Sarawak, and across the South China Sea. Made up to look plausible, not measured.
+ROUTE_HOURS: dict[str, tuple[float, float]] = {"west": (4, 30), "east": (30, 80), "sea": (48, 120)}
+# Some couriers are faster than others on the same route (simulated, a multiplier of ROUTE_HOURS).
+COURIER_PACE: dict[str, float] = {"City-Link": 1.1, "J&T Express": 0.8, "Ninja Van": 1.0, "DHL eCommerce": 0.9,
+                                  "Pos Laju": 1.3, "Skynet": 1.15, "GDEX": 1.0}
 TRANSIT_HUB_CITIES: tuple[tuple[str, str], ...] = (
     ("Shah Alam", "Selangor"), ("Kuala Lumpur", "Kuala Lumpur"), ("Ipoh", "Perak"),
 )
@@ -270,9 +284,19 @@ def _hub(city: str, state: str) -> str:
     return f"{city} Hub, {state}, MY"
 
 
+def route_kind(origin_state: str, destination_state: str) -> str:
+    """"west" within West Malaysia, "east" between Sabah and Sarawak, "sea" across the sea."""
+    east = (origin_state in EAST_MALAYSIA) + (destination_state in EAST_MALAYSIA)
+    return "west" if east == 0 else "east" if east == 2 else "sea"
+
+
 def build_journey(tracking_number: str, seed: str, epoch: datetime) -> Journey:
     """The journey of one tracking number: a pure function of the number, the seed and the epoch."""
-    scenario = scenario_for(tracking_number)
+    return journey_for(tracking_number, scenario_for(tracking_number), seed, epoch)
+
+
+def journey_for(tracking_number: str, scenario: Scenario, seed: str, epoch: datetime) -> Journey:
+    """The journey of a tracking number under a given scenario."""
     rng = seeded_rng("journey", seed, tracking_number)
     courier = rng.choice(COURIERS)
     origin = rng.choice(CITIES)
@@ -292,6 +316,8 @@ def build_journey(tracking_number: str, seed: str, epoch: datetime) -> Journey:
     elapsed = 0.0
     for step in steps:
         low, high = step.gap_hours
+        if step.is_line_haul:
+            low, high = (hours * COURIER_PACE.get(courier, 1.0) for hours in ROUTE_HOURS[route_kind(origin[1], destination[1])])
         elapsed += rng.uniform(low, high) * 3600.0
         offsets.append(elapsed)
         kinds.append(rng.choice(step.kinds))
@@ -301,6 +327,8 @@ def build_journey(tracking_number: str, seed: str, epoch: datetime) -> Journey:
         anchor = kinds.index(scenario.anchor_kind) if scenario.anchor_kind in kinds else 0
         jitter = rng.uniform(0.0, scenario.anchor_jitter_hours) * 3600.0
         start = epoch + timedelta(seconds=scenario.anchor_offset_hours * 3600.0 - jitter - offsets[anchor])
+    if scenario.has_weekend_pause:
+        offsets = _pause_on_sundays(start, offsets, kinds)
 
     events: list[JourneyEvent] = []
     arrivals = 0
@@ -329,6 +357,22 @@ def build_journey(tracking_number: str, seed: str, epoch: datetime) -> Journey:
         order_number=f"EI-{yymm}-{_code(numbers)}",
         events=tuple(events),
     )
+
+
+def _pause_on_sundays(start: datetime, offsets: Sequence[float], kinds: Sequence[str]) -> list[float]:
+    """Offsets with every courier scan that would fall on a Sunday (Malaysia time) moved to Monday
+    morning, and everything after it moved by as much."""
+    shifted: list[float] = []
+    delay = 0.0
+    for offset, kind in zip(offsets, kinds):
+        moment = start + timedelta(seconds=offset + delay)
+        local = moment.astimezone(MALAYSIA)
+        if not EVENT_KINDS[kind].is_easyparcel and local.weekday() == 6:
+            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            monday = midnight + timedelta(days=1, hours=8, seconds=(local - midnight).total_seconds() / 8)
+            delay += (monday - local).total_seconds()
+        shifted.append(offset + delay)
+    return shifted
 
 
 def _describe(kind: str, rng: random.Random, *, courier: str, origin: tuple[str, str, str],
@@ -574,3 +618,31 @@ def scenario_table() -> list[dict[str, Any]]:
          "description": s.description}
         for s in SCENARIOS
     ]
+
+
+# --- history: finished journeys for the demo and the estimates backtest -------------------------------
+
+HISTORY_PREFIX = "EPHST"
+# Share of history journeys returned to sender after two failed attempts (simulated, plausible).
+HISTORY_RETURN_RATE = 0.03
+_HISTORY_RETURNED = Scenario(HISTORY_PREFIX, "history_returned", "two failed attempts, then returned",
+                             "returned", "returned", has_weekend_pause=True)
+_HISTORY_DELIVERED = Scenario(HISTORY_PREFIX, "history", "a normal journey, finished", "normal", "delivered",
+                              groups=_NORMAL_GROUPS, has_weekend_pause=True)
+
+
+def history_journeys(count: int, seed: str, *, end: datetime, days: int = 120) -> list[Journey]:
+    """`count` finished journeys started over the `days` before `end` and all over by then (delivered,
+    some after a failed attempt, about 3% returned), oldest first; tracking numbers EPHST0000001...."""
+    journeys: list[Journey] = []
+    window = timedelta(days=days)
+    index = 0
+    while len(journeys) < count:
+        index += 1
+        number = f"{HISTORY_PREFIX}{index:07d}"
+        start = end - window + window * fraction("history-start", seed, number)
+        is_returned = fraction("history-outcome", seed, number) < HISTORY_RETURN_RATE
+        journey = journey_for(number, _HISTORY_RETURNED if is_returned else _HISTORY_DELIVERED, seed, start)
+        if journey.events and journey.events[-1].time <= end:
+            journeys.append(journey)
+    return sorted(journeys, key=lambda journey: journey.events[0].time)

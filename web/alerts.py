@@ -1,7 +1,7 @@
 """The alert rules of the seed plan as a pure function over live figures: critical when more than
 100 jobs are pending, couriers fail more than 10% of calls, the database is unreachable or
 customer reads are slower than 1 s (p95); warnings when the budget is nearly spent, jobs are
-delayed, errors spike or the read cache misses too often. Thresholds come from settings;
+delayed, errors spike, the read cache misses too often or many shipments are delayed. Thresholds come from settings;
 deploy/prometheus/alerts.yml states the same rules over the /metrics names."""
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Thresholds:
     error_spike: int = 50
     failed_inbox: int = 10
     cache_miss_percent: int = 50
+    delayed_shipments: int = 25
 
 
 def thresholds_from(config: Any) -> Thresholds:
@@ -33,6 +34,7 @@ def thresholds_from(config: Any) -> Thresholds:
         read_p95_ms=config.alert_read_p95_ms, budget_percent=config.alert_budget_percent,
         job_delay_minutes=config.alert_job_delay_minutes, error_spike=config.alert_error_spike,
         failed_inbox=config.alert_failed_inbox, cache_miss_percent=config.alert_cache_miss_percent,
+        delayed_shipments=config.alert_delayed_shipments,
     )
 
 
@@ -53,6 +55,7 @@ class Figures:
     failed_inbox_last_hour: int | None = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    delayed_shipments: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,4 +118,8 @@ def evaluate(figures: Figures, limits: Thresholds) -> list[Alert]:
             fired.append(Alert("read_cache_misses", WARNING,
                                f"{miss_rate:.0f}% of {lookups} read-cache lookups missed",
                                round(miss_rate, 1), limits.cache_miss_percent))
+    if figures.delayed_shipments is not None and figures.delayed_shipments > limits.delayed_shipments:
+        fired.append(Alert("delayed_shipments", WARNING,
+                           f"{figures.delayed_shipments} active shipments are delayed",
+                           figures.delayed_shipments, limits.delayed_shipments))
     return sorted(fired, key=lambda alert: alert.severity != CRITICAL)

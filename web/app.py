@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import settings as settings_module
-from web import admin, admin_shipments, customer, health, internal, openapi, pages, webhooks
+from web import admin, admin_shipments, analytics_routes, customer, health, internal, openapi, pages, webhooks
 from web.caching import ETags
 from web.errors import RefuseNulCharacters, exception_handlers
 from web.idempotency import IdempotencyKeys
@@ -39,6 +39,7 @@ routes: list[BaseRoute] = [
     *webhooks.routes,
     *admin.routes,
     *admin_shipments.routes,
+    *analytics_routes.routes,  # courier analytics (issue 16)
     *internal.routes,
     *health.routes,
     *pages.routes,

@@ -32,6 +32,7 @@ def overview() -> dict[str, Any]:
         "usage": admin.usage_report(),
         "shipments": queries.shipment_figures(now, stale_after=timedelta(hours=rt.config.cache_ttl_hours)),
         "attention": queries.attention_list(ATTENTION_LIMIT),
+        "estimates": queries.estimate_figures(now, zone=rt.config.shop_timezone),  # delivery estimates (issue 16)
     }
 
 

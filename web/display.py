@@ -84,6 +84,25 @@ def format_day(moment: datetime | str | None, zone: str) -> str:
     return "" if local is None else f"{local:%A} {local.day} {local:%B}"
 
 
+def arrival_sentence(estimated: datetime | str | None, earliest: datetime | str | None,
+                     latest: datetime | str | None, source: str | None, zone: str) -> str:
+    """The tracking page's estimate, e.g. "Arrives Thu 4 Dec, between Wed and Fri" (weekdays alone
+    when the range spans less than a week; "" when there is no estimate)."""
+    day = local_time(estimated, zone)
+    if day is None:
+        return ""
+    sentence = f"Arrives {day:%a} {day.day} {day:%b}"
+    first, last = local_time(earliest, zone), local_time(latest, zone)
+    if first is not None and last is not None and first.date() != last.date():
+        if (last.date() - first.date()).days < 7:
+            sentence += f", between {first:%a} and {last:%a}"
+        else:
+            sentence += f", between {first:%a} {first.day} {first:%b} and {last:%a} {last.day} {last:%b}"
+    if source == "courier":
+        sentence += " (the courier's estimate)"
+    return sentence
+
+
 def zone_caption(zone: str, now: datetime) -> str:
     """How the pages name the shop's zone, e.g. "Kuala Lumpur time (UTC+08:00)"."""
     local = now.astimezone(_zone(zone))
@@ -194,6 +213,7 @@ class ShipmentPage:
     delivered_local: str
     estimated_delivery: str | None
     estimated_local: str
+    arrival: str
     last_updated: str | None
     updated_ago: str
     events: list[EventLine]
@@ -225,7 +245,13 @@ def shipment_page(shipment: Mapping[str, Any], *, zone: str, now: datetime) -> S
         tone=status_tone(status), steps=progress_steps(status), is_problem=status in PROBLEM_STATUSES,
         delivered_at=delivered_at, delivered_local=format_local(delivered_at, zone),
         estimated_delivery=estimated, estimated_local=format_day(estimated, zone),
+        arrival=arrival_sentence(estimated, *_range_of(shipment), shipment.get("estimate_source"), zone),
         last_updated=shipment.get("last_updated"), updated_ago=time_ago(age), events=events)
+
+
+def _range_of(shipment: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    found = shipment.get("estimated_delivery_range") or {}
+    return found.get("earliest"), found.get("latest")
 
 
 def shipment_pages(view: Mapping[str, Any], *, zone: str, now: datetime) -> list[ShipmentPage]:

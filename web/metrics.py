@@ -166,6 +166,9 @@ class StoreCollector(Collector):
                                 value=figures["with_unmapped_codes"])
         yield GaugeMetricFamily("trackcache_shipments_requiring_attention",
                                 "Active shipments flagged requires_attention.", value=figures["requiring_attention"])
+        yield GaugeMetricFamily("trackcache_shipments_delayed",
+                                "Active shipments flagged delayed (longer in their milestone than similar journeys, "
+                                "or past their estimated range).", value=figures["delayed"])
         yield GaugeMetricFamily("trackcache_webhooks_failed_last_hour",
                                 "Webhooks rejected or failed in the last hour.",
                                 value=queries.inbox_failures_since(now - timedelta(hours=1)))

@@ -75,6 +75,14 @@ def _query(name: str, schema: dict[str, Any], description: str, *, required: boo
 
 
 ADMIN = [{"adminBearer": []}]
+# Courier analytics (issue 16): the sections and the filter every analytics route takes.
+ANALYTICS_SECTIONS = ("couriers", "routes", "distribution", "rates", "weekly", "courier-api")
+_ANALYTICS_FILTER = [
+    _query("period", {"type": "string", "enum": ["7", "30", "90", "180", "365"]},
+           "Journeys finished (and courier calls made) in the last this many days; default 90."),
+    _query("courier", {"type": "string", "minLength": 1, "maxLength": 64},
+           "Only this courier's journeys, as named in the answer (e.g. City-Link)."),
+]
 INTERNAL = [{"internalKey": []}]
 
 SCHEMAS: dict[str, Any] = {
@@ -99,11 +107,21 @@ SCHEMAS: dict[str, Any] = {
     "Shipment": {
         "type": "object",
         "required": ["tracking_number", "courier", "status", "status_label", "events", "estimated_delivery",
+                     "estimated_delivery_range", "estimate_source", "courier_estimated_delivery",
                      "delivered_at", "last_updated", "data_age_seconds", "next_refresh_at"],
         "properties": {
             "tracking_number": {"type": "string"}, "courier": {"type": "string"}, "status": {"type": "string"},
             "status_label": {"type": "string"}, "events": {"type": "array", "items": _ref("TrackingEvent")},
-            "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME, "last_updated": ISO_TIME,
+            "estimated_delivery": {**ISO_TIME, "description": "Most likely delivery day (noon of that day in the "
+                                   "shop's zone): ours from similar journeys, else the courier's; null when unknown "
+                                   "or finished."},
+            "estimated_delivery_range": {"type": ["object", "null"], "required": ["earliest", "latest"],
+                                         "properties": {"earliest": ISO_TIME, "latest": ISO_TIME},
+                                         "description": "Days between which 80% of similar journeys were "
+                                         "delivered (10th to 90th percentile)."},
+            "estimate_source": {"type": ["string", "null"], "enum": ["history", "courier", None]},
+            "courier_estimated_delivery": {**ISO_TIME, "description": "The courier's own estimate, when it sent one."},
+            "delivered_at": ISO_TIME, "last_updated": ISO_TIME,
             "data_age_seconds": {"type": ["integer", "null"], "minimum": 0}, "next_refresh_at": ISO_TIME,
         },
     },
@@ -284,6 +302,24 @@ def document() -> dict[str, Any]:
                 {"200": _json(_OBJECT, "Firing alerts, the figures and the thresholds.", _ETAG),
                  "304": {"description": "Not modified."}, **_STAFF_ERRORS},
                 security=ADMIN, parameters=[_IF_NONE_MATCH])},
+            # Courier analytics (issue 16).
+            "/api/admin/analytics": {"get": _operation(
+                "analytics", "Courier analytics: transit per courier and route, rates, weekly trends, API", "admin",
+                {"200": _json(_OBJECT, "Every section for the filter (see /admin/analytics).", _ETAG),
+                 "304": {"description": "Not modified."}, "422": _VALIDATION, **_STAFF_ERRORS},
+                security=ADMIN, parameters=[*_ANALYTICS_FILTER, _IF_NONE_MATCH])},
+            "/api/admin/analytics/{section}": {"get": _operation(
+                "analyticsSection", "One analytics section as JSON rows or CSV", "admin",
+                {"200": {"description": "The section's rows (JSON) or a CSV file (format=csv).",
+                         "content": {"application/json": {"schema": _OBJECT},
+                                     "text/csv": {"schema": {"type": "string"}}}},
+                 "304": {"description": "Not modified."}, "404": _error("No such section."), "422": _VALIDATION,
+                 **_STAFF_ERRORS},
+                security=ADMIN,
+                parameters=[_path_param("section", {"type": "string", "enum": list(ANALYTICS_SECTIONS)},
+                                        "Which section."),
+                            _query("format", {"type": "string", "enum": ["json", "csv"]}, "json (default) or csv."),
+                            *_ANALYTICS_FILTER, _IF_NONE_MATCH])},
             "/api/internal/tracking/process-jobs": {"post": _operation(
                 "processJobs", "Run a polling sweep now", "internal",
                 {"200": _json({"type": "object", "required": ["enqueued"],

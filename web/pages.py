@@ -349,6 +349,7 @@ def overview_context(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "jobs": data["jobs"], "usage": today, "days": days, "shipments": data["shipments"],
         "attention": data["attention"],
+        "estimates": data.get("estimates"),
         "oldest_wait": display.duration(data["jobs"]["oldest_pending_age_seconds"]),
         "success_rate": display.percent(today["success_rate"]),
         "budget_chart": Markup(meter), "calls_chart": Markup(calls), "status_chart": Markup(by_status_chart),

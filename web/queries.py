@@ -115,11 +115,12 @@ def batch_details(batch_id: str) -> dict[str, Any] | None:
 # --- attention -------------------------------------------------------------------------------------
 
 def attention_list(limit: int) -> list[dict[str, Any]]:
-    """Shipments flagged requires_attention, expired, or carrying courier codes we cannot map."""
+    """Shipments flagged requires_attention, expired, delayed, or carrying courier codes we cannot map."""
     query = (TrackingCache.select()
              .where((TrackingCache.requires_attention == True)  # noqa: E712
                     | (TrackingCache.current_status == statuses.EXPIRED)
-                    | (TrackingCache.has_unmapped_events == True))  # noqa: E712
+                    | (TrackingCache.has_unmapped_events == True)  # noqa: E712
+                    | ((TrackingCache.is_delayed == True) & TrackingCache.is_active))  # noqa: E712
              .order_by(TrackingCache.updated_at.desc(), TrackingCache.id.desc()).limit(limit))
     shaped = []
     for row in query:
@@ -130,6 +131,8 @@ def attention_list(limit: int) -> list[dict[str, Any]]:
             reasons.append("expired")
         if row.has_unmapped_events:
             reasons.append("unmapped_codes")
+        if row.is_delayed:
+            reasons.append("delayed")
         unmapped = sorted({(e.get("raw_code") or e.get("raw_text") or "") for e in (row.tracking_events or ())
                            if e.get("status") is None})
         shaped.append({
@@ -137,6 +140,8 @@ def attention_list(limit: int) -> list[dict[str, Any]]:
             "courier": row.courier_service, "status": row.current_status, "reasons": reasons,
             "attention_reason": row.attention_reason, "consecutive_failures": row.consecutive_failures,
             "unmapped_codes": unmapped, "last_api_update": row.last_api_update, "updated_at": row.updated_at,
+            "delayed": bool(row.is_delayed), "delay_reason": row.delay_reason,
+            "estimated_delivery": row.estimated_delivery,
         })
     return shaped
 
@@ -224,8 +229,9 @@ def shipment_figures(now: datetime, *, stale_after: timedelta) -> dict[str, Any]
     oldest = models.UTCDateTimeField().python_value(row[0]) if row and row[0] is not None else None
     flags = (TrackingCache.select(
         peewee.fn.SUM(peewee.Case(None, [(TrackingCache.has_unmapped_events == True, 1)], 0)),  # noqa: E712
-        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.requires_attention == True, 1)], 0)))  # noqa: E712
-        .where(active).tuples().first()) or (0, 0)
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.requires_attention == True, 1)], 0)),  # noqa: E712
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.is_delayed == True, 1)], 0)))  # noqa: E712
+        .where(active).tuples().first()) or (0, 0, 0)
     return {
         "active_by_status": by_status,
         "data_age_max_seconds": max(0.0, (now - oldest).total_seconds()) if isinstance(oldest, datetime) else None,
@@ -233,6 +239,7 @@ def shipment_figures(now: datetime, *, stale_after: timedelta) -> dict[str, Any]
         "older_than": {name: int(row[2 + i] or 0) if row else 0 for i, (name, _) in enumerate(DATA_AGE_BANDS)},
         "with_unmapped_codes": int(flags[0] or 0),
         "requiring_attention": int(flags[1] or 0),
+        "delayed": int(flags[2] or 0),
     }
 
 
@@ -276,7 +283,7 @@ def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
     if not is_database_reachable():
         return Figures(database_ok=False, pending_jobs=None, oldest_pending_age_seconds=None,
                        courier_calls_last_hour=None, courier_failures_last_hour=None, budget_used=None,
-                       budget_total=None, failed_inbox_last_hour=None, **local)
+                       budget_total=None, failed_inbox_last_hour=None, delayed_shipments=None, **local)
     hour_ago = now - timedelta(hours=1)
     calls = courier_calls_since(hour_ago)
     budget = rt.budget()
@@ -289,5 +296,32 @@ def alert_figures(now: datetime, rt: Any, snapshot: Any) -> Any:
         budget_used=budget.used(now.date()),
         budget_total=budget.limits.total,
         failed_inbox_last_hour=inbox_failures_since(hour_ago),
+        delayed_shipments=delayed_count(),
         **local,
     )
+
+
+def delayed_count() -> int:
+    """Active shipments flagged delayed (delivery estimates, issue 16)."""
+    return TrackingCache.select().where((TrackingCache.is_delayed == True) & TrackingCache.is_active).count()  # noqa: E712
+
+
+def estimate_figures(now: datetime, *, zone: str) -> dict[str, int]:
+    """Active, unfinished shipments with an estimate (ours or the courier's), without one, due
+    today in the shop's zone, and delayed (delivery estimates, issue 16)."""
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(zone))
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    open_rows = (TrackingCache.is_active == True) & TrackingCache.current_status.not_in(  # noqa: E712
+        sorted(statuses.FINAL_STATUSES))
+    counts = (TrackingCache.select(
+        peewee.fn.COUNT(TrackingCache.id),
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.estimated_delivery.is_null(False), 1)], 0)),
+        peewee.fn.SUM(peewee.Case(None, [((TrackingCache.estimated_delivery >= day_start)
+                                          & (TrackingCache.estimated_delivery < day_start + timedelta(days=1)), 1)], 0)),
+        peewee.fn.SUM(peewee.Case(None, [(TrackingCache.is_delayed == True, 1)], 0)))  # noqa: E712
+        .where(open_rows).tuples().first()) or (0, 0, 0, 0)
+    total, estimated, today, delayed = (int(value or 0) for value in counts)
+    return {"open": total, "with_estimate": estimated, "without_estimate": total - estimated,
+            "due_today": today, "delayed": delayed}

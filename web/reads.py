@@ -83,6 +83,10 @@ def build_document(order_id: str, audience: str, *, guest_history: int) -> Order
         "tracking_number": row.courier_tracking_number, "courier": row.courier_service,
         "status": row.current_status, "events": row.tracking_events or [],
         "estimated_delivery": row.estimated_delivery, "delivered_at": row.actual_delivery,
+        # Delivery estimates (issue 16): the range, its source and the courier's own estimate.
+        "estimated_delivery_earliest": row.estimated_delivery_earliest,
+        "estimated_delivery_latest": row.estimated_delivery_latest, "estimate_source": row.estimate_source,
+        "courier_estimated_delivery": row.courier_estimated_delivery,
         "last_updated": row.last_api_update, "next_update_due": row.next_update_due,
     } for row in rows]
     internal = tuple({"id": row.id, "last_updated": views.iso(row.last_api_update),

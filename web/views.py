@@ -99,6 +99,18 @@ def public_location(raw: str | None) -> str | None:
     return ", ".join(shown) if shown else None
 
 
+def state_of_location(raw: str | None) -> tuple[str, str] | None:
+    """(state, country) of a courier location when it names a state we know, e.g.
+    "Kota Kinabalu Hub, Sabah, MY" -> ("Sabah", "MY"); None for a city alone or nothing."""
+    shown = public_location(raw)
+    if not shown:
+        return None
+    place, _, country = shown.partition(", ")
+    if place not in _STATES:
+        return None
+    return place, country or ("SG" if place == "Singapore" else "MY")
+
+
 # --- event texts -----------------------------------------------------------------------------------
 
 _BRACKETED = re.compile(r"\s*[\(\[\{][^\)\]\}]*[\)\]\}]")
@@ -184,10 +196,25 @@ def shipment_view(row: Mapping[str, Any], *, audience: str, guest_history: int =
         "status": status,
         "status_label": statuses.label_of(status),
         "events": [event_view(event, audience=audience) for event in events],
-        "estimated_delivery": iso(row.get("estimated_delivery")),
+        **estimate_fields(row),
         "delivered_at": iso(row.get("delivered_at")),
         "last_updated": iso(row.get("last_updated")),
         "next_refresh_at": None if statuses.is_final(status) or _is_never(next_due) else iso(next_due),
+    }
+
+
+def estimate_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The delivery estimate of a shipment: ours from history (a day, given as noon of that day in
+    the shop's zone, with its range) or the courier's own, and the courier's beside ours when it sent one."""
+    earliest, latest = row.get("estimated_delivery_earliest"), row.get("estimated_delivery_latest")
+    is_open = not statuses.is_final(row.get("status") or "")
+    estimated = row.get("estimated_delivery") if is_open else None
+    return {
+        "estimated_delivery": iso(estimated),
+        "estimated_delivery_range": ({"earliest": iso(earliest), "latest": iso(latest)}
+                                     if estimated is not None and earliest is not None and latest is not None else None),
+        "estimate_source": row.get("estimate_source") if estimated is not None else None,
+        "courier_estimated_delivery": iso(row.get("courier_estimated_delivery")) if is_open else None,
     }
 
 

@@ -42,7 +42,7 @@ def test_queue_stats_report_every_lane_and_the_ledger(api):
     assert response.headers["etag"].startswith('W/"')
     assert api.internal("GET", "/api/internal/tracking/queue-stats",
                         headers={"If-None-Match": response.headers["etag"]}).status_code == 304
-    assert set(body["queues"]) == {"manual", "webhook", "retry", "bulk", "scheduled", "cleanup"}
+    assert set(body["queues"]) == {"manual", "webhook", "retry", "bulk", "scheduled", "cleanup", "estimates"}
     assert set(body["ledger"]) == {"pending", "running", "completed", "failed"}
 
 

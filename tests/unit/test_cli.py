@@ -148,3 +148,24 @@ def test_inbox_replay_makes_failed_webhooks_pending_again_and_says_how_many(tmp_
     assert rows == [("pending", None, 0), ("pending", None, 0), ("processed", "lost", 6)]
     counts = run_cli("inbox", "counts", env=env, cwd=tmp_path)
     assert counts.stdout.split() == ["pending", "2", "processed", "1"]
+
+
+def test_estimates_backtest_on_simulated_history_prints_the_table_and_json(tmp_path):
+    table = run_cli("estimates", "backtest", "--simulated", "400", "--days", "60", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "| **overall** |" in table.stdout and "courier City-Link" in table.stdout
+    as_json = run_cli("estimates", "backtest", "--simulated", "400", "--days", "60", "--json", cwd=tmp_path)
+    import json
+
+    report = json.loads(as_json.stdout)
+    assert report["journeys"] == 400 and {"mae_days", "baseline_mae_days", "inside_range", "bias_days"} <= set(
+        report["overall"])
+
+
+def test_estimates_backtest_on_an_empty_history_says_so(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    result = run_cli("estimates", "backtest", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("trackcache estimates: no finished journeys to replay (journey_facts is empty; "
+                                     "try --simulated 3000)")

@@ -116,3 +116,15 @@ def test_first_polls_of_a_bulk_import_are_spread_over_the_window():
     times = schedule.spread_first_polls(4, now=WEDNESDAY, window=timedelta(minutes=60))
     assert times == [WEDNESDAY + timedelta(minutes=m) for m in (0, 15, 30, 45)]
     assert schedule.spread_first_polls(0, now=WEDNESDAY, window=timedelta(minutes=60)) == []
+
+
+@pytest.mark.parametrize(("status", "is_delayed", "expected_minutes"), [
+    ("in_transit", False, 120),
+    ("in_transit", True, 60),          # a delayed shipment is polled on the exception interval
+    ("info_received", True, 60),
+    ("out_for_delivery", True, 30),    # never less often than it already was
+    ("delivered", True, None),         # finals are never polled, delayed or not
+])
+def test_delayed_shipments_are_polled_on_the_exception_interval(status, is_delayed, expected_minutes):
+    minutes = schedule.poll_interval_minutes(status=status, now=WEDNESDAY, is_delayed=is_delayed, policy=POLICY)
+    assert minutes == expected_minutes

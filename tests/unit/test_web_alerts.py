@@ -46,6 +46,9 @@ def test_calm_figures_fire_nothing():
         ({"cache_hits": 49, "cache_misses": 51}, {"read_cache_misses": WARNING}),
         # too few lookups to judge a miss rate (a fresh process)
         ({"cache_hits": 0, "cache_misses": 19}, {}),
+        ({"delayed_shipments": 25}, {}),
+        ({"delayed_shipments": 26}, {"delayed_shipments": WARNING}),
+        ({"delayed_shipments": None}, {}),
     ],
 )
 def test_each_rule_fires_past_its_threshold(changes, expected):
@@ -54,7 +57,8 @@ def test_each_rule_fires_past_its_threshold(changes, expected):
 
 def test_unknown_figures_while_the_database_is_down_fire_only_the_database_alert():
     down = Figures(database_ok=False, pending_jobs=None, oldest_pending_age_seconds=None, courier_calls_last_hour=None,
-                   courier_failures_last_hour=None, budget_used=None, budget_total=None, failed_inbox_last_hour=None)
+                   courier_failures_last_hour=None, budget_used=None, budget_total=None, failed_inbox_last_hour=None,
+                   delayed_shipments=None)
     assert fired(down) == {"database_unreachable": CRITICAL}
 
 
@@ -80,7 +84,7 @@ def test_the_prometheus_rules_file_states_the_same_rules_with_the_same_severitie
     everything = Figures(database_ok=False, pending_jobs=10_000, oldest_pending_age_seconds=10**6,
                          courier_calls_last_hour=100, courier_failures_last_hour=100, read_p95_seconds=10.0,
                          budget_used=1000, budget_total=1000, server_errors_5m=1000, rate_limited_5m=0,
-                         failed_inbox_last_hour=1000, cache_hits=0, cache_misses=1000)
+                         failed_inbox_last_hour=1000, cache_hits=0, cache_misses=1000, delayed_shipments=1000)
     ours = {alert.name: alert.severity for alert in evaluate(everything, LIMITS)}
     path = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
     rules = [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]

@@ -46,3 +46,10 @@ def test_every_reference_resolves():
     for operation in (op for item in document["paths"].values() for op in item.values()):
         for requirement in operation.get("security", ()):
             assert set(requirement) <= set(document["components"]["securitySchemes"])
+
+
+def test_the_analytics_sections_are_the_same_in_the_document_and_the_code():
+    from web import analytics, openapi
+
+    assert openapi.ANALYTICS_SECTIONS == analytics.SECTIONS
+    assert [int(p) for p in openapi._ANALYTICS_FILTER[0]["schema"]["enum"]] == list(analytics.PERIODS)

@@ -137,3 +137,20 @@ def test_percent(rate, text):
 ])
 def test_is_moment_recognises_stored_utc_times_only(value, expected):
     assert display.is_moment(value) is expected
+
+
+@pytest.mark.parametrize(("estimated", "earliest", "latest", "source", "expected"), [
+    (None, None, None, None, ""),
+    ("2026-12-04T04:00:00Z", "2026-12-03T04:00:00Z", "2026-12-05T04:00:00Z", "history",
+     "Arrives Fri 4 Dec, between Thu and Sat"),
+    ("2026-12-03T04:00:00Z", "2026-12-02T04:00:00Z", "2026-12-04T04:00:00Z", "history",
+     "Arrives Thu 3 Dec, between Wed and Fri"),
+    ("2026-12-03T04:00:00Z", "2026-12-03T04:00:00Z", "2026-12-03T04:00:00Z", "history", "Arrives Thu 3 Dec"),
+    ("2026-12-03T04:00:00Z", "2026-12-01T04:00:00Z", "2026-12-10T04:00:00Z", "history",
+     "Arrives Thu 3 Dec, between Tue 1 Dec and Thu 10 Dec"),
+    ("2026-12-03T04:00:00Z", None, None, "courier", "Arrives Thu 3 Dec (the courier's estimate)"),
+    # the day is the shop's: 17:00 UTC on the 2nd is already the 3rd in Kuala Lumpur
+    ("2026-12-02T17:00:00Z", None, None, "history", "Arrives Thu 3 Dec"),
+])
+def test_the_arrival_sentence(estimated, earliest, latest, source, expected):
+    assert display.arrival_sentence(estimated, earliest, latest, source, "Asia/Kuala_Lumpur") == expected

@@ -113,7 +113,41 @@ def test_data_age_is_added_when_answering_in_the_documented_field_order():
     shipment = answered["shipments"][0]
     assert shipment["data_age_seconds"] == 300
     assert list(shipment) == ["tracking_number", "courier", "status", "status_label", "events", "estimated_delivery",
+                              "estimated_delivery_range", "estimate_source", "courier_estimated_delivery",
                               "delivered_at", "last_updated", "data_age_seconds", "next_refresh_at"]
+
+
+NOON_THU = datetime(2026, 12, 3, 4, 0, tzinfo=timezone.utc)  # noon in Kuala Lumpur
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    # nothing known
+    ({}, {"estimated_delivery": None, "estimated_delivery_range": None, "estimate_source": None,
+          "courier_estimated_delivery": None}),
+    # ours, from history, with its range
+    ({"estimated_delivery": NOON_THU, "estimated_delivery_earliest": NOON_THU - timedelta(days=1),
+      "estimated_delivery_latest": NOON_THU + timedelta(days=1), "estimate_source": "history"},
+     {"estimated_delivery": "2026-12-03T04:00:00Z",
+      "estimated_delivery_range": {"earliest": "2026-12-02T04:00:00Z", "latest": "2026-12-04T04:00:00Z"},
+      "estimate_source": "history", "courier_estimated_delivery": None}),
+    # ours beside the courier's own
+    ({"estimated_delivery": NOON_THU, "estimated_delivery_earliest": NOON_THU, "estimated_delivery_latest": NOON_THU,
+      "estimate_source": "history", "courier_estimated_delivery": NOON_THU + timedelta(hours=6)},
+     {"estimated_delivery": "2026-12-03T04:00:00Z",
+      "estimated_delivery_range": {"earliest": "2026-12-03T04:00:00Z", "latest": "2026-12-03T04:00:00Z"},
+      "estimate_source": "history", "courier_estimated_delivery": "2026-12-03T10:00:00Z"}),
+    # only the courier's
+    ({"estimated_delivery": NOON_THU, "estimate_source": "courier", "courier_estimated_delivery": NOON_THU},
+     {"estimated_delivery": "2026-12-03T04:00:00Z", "estimated_delivery_range": None, "estimate_source": "courier",
+      "courier_estimated_delivery": "2026-12-03T04:00:00Z"}),
+    # a delivered shipment has no estimate any more
+    ({"status": "delivered", "estimated_delivery": NOON_THU, "estimate_source": "history"},
+     {"estimated_delivery": None, "estimated_delivery_range": None, "estimate_source": None,
+      "courier_estimated_delivery": None}),
+])
+def test_the_delivery_estimate_fields(fields, expected):
+    shaped = views.shipment_view(row(**fields), audience=views.GUEST)
+    assert {key: shaped[key] for key in expected} == expected
 
 
 @pytest.mark.parametrize(
