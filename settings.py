@@ -171,6 +171,18 @@ def _redis_url(raw: str) -> str:
 _redis_url.expected = "a redis://host:port/db URL, or empty for the embedded broker"  # type: ignore[attr-defined]
 
 
+# Durable broker (issue 11): RabbitMQ as an optional broker for the pipeline's messages.
+def _broker_url(raw: str) -> str:
+    url = raw.strip()
+    if url and urlparse(url).scheme not in ("amqp", "amqps", "redis", "rediss"):
+        raise ValueError
+    return url
+
+
+_broker_url.expected = ("an amqp://user:password@host:port/vhost URL (RabbitMQ), a redis:// URL, or empty "
+                        "for REDIS_URL")  # type: ignore[attr-defined]
+
+
 def _http_url(raw: str) -> str:
     url = raw.strip().rstrip("/")
     if not url:
@@ -450,6 +462,11 @@ class Settings:
                               "Redis for broker, rate limits and read cache; empty = embedded broker.")
     redis_namespace: str = _setting("TRACKING_REDIS_NAMESPACE", _namespace, "trackcache",
                                     "Prefix of every Redis key (queues included), so deployments can share a Redis.")
+    # Durable broker (issue 11).
+    broker_url: str = _setting("TRACKING_BROKER_URL", _broker_url, "",
+                               "Broker for the pipeline's messages: amqp://... for RabbitMQ (durable queues); "
+                               "empty = REDIS_URL. Redis is still needed for caches, rate limits and "
+                               "coordination.")
     # Access control and secrets.
     admin_tokens: tuple[str, ...] = _setting("TRACKING_ADMIN_TOKENS", _token_digests, "",
                                              "Admin bearer tokens (comma-separated; sha256:<hex> allowed).", secret=True)
@@ -676,7 +693,15 @@ class Settings:
             problems.append("TRACKING_SMTP_URL is set but TRACKING_CONTACT_KEYS is empty: addresses cannot be stored")
         if self.smtp_url and not (self.email_from and self.public_url):
             problems.append("TRACKING_SMTP_URL is set: TRACKING_EMAIL_FROM and TRACKING_PUBLIC_URL are needed too")
+        if self.broker_url and not self.redis_url:
+            problems.append("TRACKING_BROKER_URL needs REDIS_URL too (read cache, rate limits and coordination "
+                            "stay in Redis)")
         return problems
+
+    @property
+    def uses_rabbitmq(self) -> bool:
+        """True when the pipeline's messages travel through RabbitMQ (TRACKING_BROKER_URL=amqp://...)."""
+        return self.broker_url.startswith(("amqp://", "amqps://"))
 
     def production_warnings(self) -> list[str]:
         """What a production operator should know but may have handled elsewhere (a network fence,

@@ -1,5 +1,5 @@
-"""Builds the Dramatiq broker from settings (Redis in production, the in-process stub broker in
-the embedded mode) with the middleware the pipeline relies on. Imported before any actor: at
+"""Builds the Dramatiq broker from settings (Redis in production, or RabbitMQ when
+TRACKING_BROKER_URL is an amqp:// URL; the in-process stub broker in the embedded mode) with the middleware the pipeline relies on. Imported before any actor: at
 import it installs a broker for the current settings, and `install()` swaps it later (boot code,
 tests), re-binding every actor of the pipeline."""
 from __future__ import annotations
@@ -61,10 +61,17 @@ class DatabaseConnections(Middleware):
 def build_broker(config: settings.Settings, *, with_prometheus: bool = False) -> dramatiq.Broker:
     """A broker for these settings, every lane's queue declared."""
     broker: dramatiq.Broker
-    if config.redis_url:
+    if config.uses_rabbitmq:
+        # Durable queues, persistent messages, publisher confirms: a queued message survives a
+        # broker restart, and a dead worker's unacknowledged messages return at once.
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines narrate every connection
+        broker = RabbitmqBroker(url=config.broker_url, confirm_delivery=True)
+    elif config.broker_url or config.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=config.redis_url, namespace=config.redis_namespace,
+        broker = RedisBroker(url=config.broker_url or config.redis_url, namespace=config.redis_namespace,
                              heartbeat_timeout=HEARTBEAT_TIMEOUT_MS, maintenance_chance=MAINTENANCE_CHANCE)
     else:
         broker = StubBroker()
@@ -111,6 +118,18 @@ def current() -> dramatiq.Broker:
 
 def is_embedded(broker: dramatiq.Broker | None = None) -> bool:
     return isinstance(broker or current(), StubBroker)
+
+
+def queue_depth(broker: dramatiq.Broker, queue_name: str) -> int:
+    """Messages waiting in a queue, delayed ones included (not the dead-lettered)."""
+    if isinstance(broker, StubBroker):
+        return sum(broker.queues[name].qsize() for name in (queue_name, f"{queue_name}.DQ") if name in broker.queues)
+    counts = getattr(broker, "get_queue_message_counts", None)
+    if counts is not None:  # RabbitMQ: (ready, delayed, dead-lettered)
+        ready, delayed, _dead = counts(queue_name)
+        return int(ready) + int(delayed)
+    client, namespace = getattr(broker, "client"), getattr(broker, "namespace")
+    return int(client.llen(f"{namespace}:{queue_name}")) + int(client.llen(f"{namespace}:{queue_name}.DQ"))
 
 
 # Actors bind to the global broker when they are declared, so one must exist first.

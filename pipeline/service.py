@@ -560,19 +560,7 @@ def queue_depths() -> dict[str, int]:
     from pipeline import broker as broker_module
 
     current = broker_module.current()
-    depths: dict[str, int] = {}
-    for lane in lanes.LANES.values():
-        name = lane.queue_name
-        if broker_module.is_embedded(current):
-            ready = current.queues[name].qsize() if name in current.queues else 0
-            delayed_name = f"{name}.DQ"
-            delayed = current.queues[delayed_name].qsize() if delayed_name in current.queues else 0
-        else:
-            client, namespace = getattr(current, "client"), getattr(current, "namespace")
-            ready = int(client.llen(f"{namespace}:{name}"))
-            delayed = int(client.llen(f"{namespace}:{name}.DQ"))
-        depths[lane.name] = ready + delayed
-    return depths
+    return {lane.name: broker_module.queue_depth(current, lane.queue_name) for lane in lanes.LANES.values()}
 
 
 def ledger_counts() -> dict[str, int]:

@@ -39,8 +39,14 @@ settings.use(dataclasses.replace(settings.load(dotenv_path=None), enable_test_co
 
 
 
-def pytest_collection_modifyitems(items):
-    """Mark each test by its layer folder so `-m unit` and friends select them."""
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its layer folder so `-m unit` and friends select them; leave out the
+    full-scale fault scenarios unless the mark expression names them (`make faults` does)."""
+    if "full_scale" not in (config.getoption("markexpr") or ""):
+        kept = [item for item in items if item.get_closest_marker("full_scale") is None]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
     for item in items:
         parts = Path(str(item.fspath)).parts
         for layer in ("unit", "integration", "e2e", "browser"):

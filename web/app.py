@@ -66,9 +66,10 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
     `boot=False` the caller has booted it (runtime installed, database connected).
     """
 
+    webhooks.install_log_redaction()  # the webhook URL carries a secret; request logs must not
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        webhooks.redact_access_log()
         if not boot:
             yield
             return

@@ -116,7 +116,7 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        detail = f"no route matches {request.method} {request.url.path}"
+        detail = f"no route matches {request.method} {logged_path(request)}"
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"{request.method} is not allowed here; allowed: {allowed}" if allowed else \
@@ -126,6 +126,13 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
     return error_response(exc.status_code, code_for_status(exc.status_code), detail, headers=exc.headers)
+
+
+def logged_path(request: Request) -> str:
+    """The request path as it may appear in logs and error bodies (the webhook secret redacted)."""
+    from web.webhooks import redact_webhook_secret
+
+    return redact_webhook_secret(request.url.path)
 
 
 def _route_of(request: Request) -> str:

@@ -33,11 +33,28 @@ def readiness() -> dict[str, str]:
     else:
         checks["database"] = "unreachable"
     rt = runtime.current()
-    if rt.config.redis_url:
+    if rt.config.uses_rabbitmq:
+        checks["broker"] = "ok" if is_tcp_reachable(rt.config.broker_url) else "unreachable"
+        checks["redis"] = "ok" if rt.coordination.ping() else "unreachable"
+    elif rt.config.redis_url:
         checks["broker"] = "ok" if rt.coordination.ping() else "unreachable"
     else:
         checks["broker"] = "ok"  # the embedded in-process broker
     return checks
+
+
+def is_tcp_reachable(url: str, timeout: float = 1.0) -> bool:
+    """Whether the host:port of a broker URL accepts a TCP connection (RabbitMQ's readiness)."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    default_port = 5671 if parsed.scheme == "amqps" else 5672
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 async def healthz(request: Request) -> Response:

@@ -8,6 +8,7 @@ are acknowledged and stored once. After its commits a web process nudges the pip
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 
@@ -131,33 +132,37 @@ async def signed_webhook(request: Request) -> Response:
     return _answer(await receive_webhook(courier, raw, id_fields=("uuid", "event_id")))
 
 
-EASYPARCEL_ROUTE_PREFIX = "/api/webhooks/easyparcel/"
+_SECRET_PATH = re.compile(r"(/api/webhooks/easyparcel/)[^/?#\s\"]*")
 
 
-def redact_webhook_path(path: str) -> str:
-    """A request path fit for a log line: the EasyParcel webhook's secret segment (and anything
-    after it) becomes `{secret}`; other paths are unchanged."""
-    if path.startswith(EASYPARCEL_ROUTE_PREFIX):
-        return EASYPARCEL_ROUTE_PREFIX + "{secret}"
-    return path
+def redact_webhook_secret(text: str) -> str:
+    """The text with the secret segment of any EasyParcel webhook URL replaced by `{secret}` (pure)."""
+    return _SECRET_PATH.sub(r"\1{secret}", text)
 
 
 class RedactWebhookSecret(logging.Filter):
-    """Keeps the webhook secret out of uvicorn's access log (`--access-log`), whose third
-    argument is the request path with its query."""
+    """Keeps the webhook URL's secret out of log lines (uvicorn's access log writes request paths)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_webhook_path(args[2]), *args[3:])
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_webhook_secret(arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str) and "/api/webhooks/easyparcel/" in record.msg:
+            record.msg = redact_webhook_secret(record.msg)
         return True
 
 
-def redact_access_log() -> None:
-    """Install the redaction on uvicorn's access logger (once per process)."""
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(existing, RedactWebhookSecret) for existing in access.filters):
-        access.addFilter(RedactWebhookSecret())
+def install_log_redaction() -> None:
+    """Put the filter on uvicorn's access and error loggers and on every handler of the root and
+    uvicorn loggers (a logger's filter does not see records its children pass up), once."""
+    targets: list[logging.Filterer] = []
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        target = logging.getLogger(name)
+        targets.extend(target.handlers)
+        if name.startswith("uvicorn."):
+            targets.append(target)
+    for target in targets:
+        if not any(isinstance(f, RedactWebhookSecret) for f in target.filters):
+            target.addFilter(RedactWebhookSecret())
 
 
 routes = [

@@ -78,6 +78,19 @@ def test_a_database_outage_answers_503_so_the_courier_retries(api):
     assert inbox_rows() == []
 
 
+def test_the_webhook_secret_stays_out_of_the_outage_log_line_and_of_error_bodies(api, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO), database_down():
+        response = api.client.post(EASYPARCEL_URL, content=b'{"uuid": "during-outage"}')
+    assert response.status_code == 503
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("web", "pipeline", "uvicorn")]
+    assert ours, "the outage was not logged"  # (httpx, the test's own client, logs its URLs: not ours)
+    assert not any(WEBHOOK_SECRET in line for line in ours) and WEBHOOK_SECRET not in response.text
+    missing = api.client.post(f"{EASYPARCEL_URL}/extra", content=b"{}")
+    assert missing.status_code in (404, 405) and WEBHOOK_SECRET not in missing.text
+
+
 def test_a_signed_webhook_flows_through_the_pipeline_into_the_shipment(api):
     sid = api.polled("ORD-W1", "FKW001", [scan(0, "Shipment information received", "info_received")])
     response = api.webhook_update("FKW001", [scan(5, "Delivered", "delivered")], "evt-w1")

@@ -89,3 +89,13 @@ def test_importing_the_app_reads_no_settings_and_touches_nothing():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_paths_in_logs_and_error_bodies_have_the_webhook_secret_redacted():
+    from starlette.requests import Request
+
+    from web.errors import logged_path
+
+    request = Request({"type": "http", "method": "POST", "path": "/api/webhooks/easyparcel/s3cr3t/x",
+                       "headers": [], "query_string": b""})
+    assert logged_path(request) == "/api/webhooks/easyparcel/{secret}/x"

@@ -52,3 +52,24 @@ def test_bodies_that_are_not_json_objects_are_refused_with_the_reason(raw, reaso
     assert entry.rejection is not None and reason in entry.rejection
     assert entry.external_event_id is None
     assert "\x00" not in entry.raw_text
+
+
+def test_the_webhook_secret_is_redacted_from_log_lines():
+    import logging
+
+    from web.webhooks import RedactWebhookSecret, redact_webhook_secret
+
+    assert redact_webhook_secret('"POST /api/webhooks/easyparcel/s3cr3t-value HTTP/1.1" 200') == \
+        '"POST /api/webhooks/easyparcel/{secret} HTTP/1.1" 200'
+    assert redact_webhook_secret("/api/webhooks/easyparcel/abc?x=1") == "/api/webhooks/easyparcel/{secret}?x=1"
+    assert redact_webhook_secret("/api/webhooks/fake") == "/api/webhooks/fake"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:1", "POST", "/api/webhooks/easyparcel/s3cr3t", "1.1", 200), None)
+    assert RedactWebhookSecret().filter(record) and "s3cr3t" not in record.getMessage()
+
+
+def test_a_body_nested_too_deeply_for_the_json_reader_is_refused_with_the_reason():
+    from web.webhooks import inbox_entry
+
+    entry = inbox_entry(b"[" * 100_000 + b"]" * 100_000)
+    assert entry.rejection == "the body is not valid JSON: it is nested too deeply"
