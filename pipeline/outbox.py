@@ -401,6 +401,15 @@ def store_contacts(contacts: Mapping[str, tuple[str, str, bool]], *, now: dateti
                       OrderContact.updated_at]).execute()
 
 
+def update_contact_address(order_id: str, address: str, *, now: datetime) -> int:
+    """Re-encrypt an order's stored address after its email was corrected (a bounce recorded
+    against the old address no longer applies); returns the rows changed (0: no contact stored)."""
+    if not OrderContact.select().where(OrderContact.order == order_id).exists():
+        return 0  # no address stored for this order (no emails asked for, or no keys configured)
+    return (OrderContact.update(email_encrypted=cipher().encrypt(address), bounced_at=None, updated_at=now)
+            .where(OrderContact.order == order_id).execute())
+
+
 def contact_of(order_id: str) -> OrderContact | None:
     return OrderContact.get_or_none(OrderContact.order == order_id)
 

@@ -105,6 +105,9 @@ def correct_shipment(order_id: str, tracking_number: str, correction: ShipmentCo
             return ShipmentWrite(UNCHANGED, row, order)
         if order_changes:
             Order.update(**order_changes).where(Order.id == order_id).execute()
+            if "customer_email_hash" in order_changes and correction.customer_email is not None:
+                # Emails must follow the correction: the stored (encrypted) address is replaced too.
+                outbox.update_contact_address(order_id, correction.customer_email, now=now)
             for name, value in order_changes.items():
                 setattr(order, name, value)
         if shipment_changes:

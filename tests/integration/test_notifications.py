@@ -178,6 +178,21 @@ def test_the_address_is_encrypted_at_rest_and_rotating_keys_keeps_it_readable(no
 
 
 @both
+def test_a_corrected_email_is_where_the_next_email_goes(notify_stack):
+    from pipeline import shipment_admin
+    from pipeline.corrections import ShipmentCorrection
+
+    register("ORD-N7", "FKN007", email="old.buyer@example.com")
+    OrderContact.update(bounced_at=runtime.current().now()).where(OrderContact.order == "ORD-N7").execute()
+    result = shipment_admin.correct_shipment("ORD-N7", "FKN007", ShipmentCorrection(customer_email="new.buyer@example.com"),
+                                             if_match=None, now=runtime.current().now())
+    assert result.changed_fields == ("customer_email",)
+    assert outbox.customer_address("ORD-N7") == "new.buyer@example.com"
+    # the bounce was the old address's
+    assert outbox.contact_of("ORD-N7").bounced_at is None
+
+
+@both
 def test_a_lost_delivery_message_is_sent_by_the_sweep(notify_stack, receiver):
     subscribe(receiver, [events.STATUS_CHANGED])
     sid = register("ORD-N6", "FKN006", notify=False)
