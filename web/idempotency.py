@@ -4,8 +4,9 @@ the first answer again (marked `Idempotent-Replayed: true`), the same key with a
 refused with 422, and a retry while the first is still running gets 409. Keys belong to the
 admin token that used them and are kept TRACKING_IDEMPOTENCY_HOURS (24 h by default).
 
-Answers that mean the request never ran (401, 403, 429, and server errors) are not kept, so
-the retry runs for real. An ASGI middleware, so every admin POST route gets it without code of
+Only answers of requests that ran and succeeded (1xx-3xx) are kept. A refusal (any 4xx: the
+input, the state or the credentials were wrong, and nothing changed) or a server error is not
+kept, so its retry runs for real, as Stripe's keys behave; a refused request stores nothing. An ASGI middleware, so every admin POST route gets it without code of
 its own; the key's row is claimed in its own short transaction before the route runs."""
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ MAX_KEY_LENGTH = 255
 MAX_BODY_BYTES = 1 << 20
 # A claim whose request has run this long without an answer is taken to be lost (a crashed server).
 IN_PROGRESS_TIMEOUT = timedelta(minutes=5)
-NOT_KEPT_STATUSES = frozenset({401, 403, 429})
 NEW, REPLAY, MISMATCH, IN_PROGRESS = "new", "replay", "mismatch", "in_progress"
 
 
@@ -61,8 +61,8 @@ def request_hash(method: str, path: str, query: bytes, body: bytes) -> str:
 
 
 def is_kept(status: int) -> bool:
-    """Whether an answer is kept for retries (it means the request ran)."""
-    return status < 500 and status not in NOT_KEPT_STATUSES
+    """Whether an answer is kept for retries (it means the request ran and changed what it says)."""
+    return status < 400
 
 
 # --- the store ---------------------------------------------------------------------------------

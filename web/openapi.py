@@ -379,9 +379,11 @@ _IDEMPOTENCY_ERRORS = {
     "400": _error("The body is not a JSON object, or the Idempotency-Key header is not 1-255 visible ASCII "
                   "characters."),
     "409": _error("A request with this Idempotency-Key is still running.", _RETRY_AFTER),
-    "422": _json(_ref("ValidationError"), "The input is not valid (`fields` says why), or the Idempotency-Key "
-                                          "was used with another request (`idempotency_key_reused`)."),
 }
+# Every admin POST can answer 422 for either reason, whatever its own 422 says.
+_IDEMPOTENT_422 = _json({"anyOf": [_ref("ValidationError"), _ref("IdempotencyKeyReused")]},
+                        "The input is not valid (`fields` says why), or the Idempotency-Key was used with another "
+                        "request (`idempotency_key_reused`).")
 _SHIPMENT_EXAMPLE = {
     "shipment_id": 412, "order_id": "ORD-1001", "tracking_number": "EP123456789MY", "courier": "easyparcel",
     "status": "in_transit", "status_label": "In transit", "is_active": True, "requires_attention": False,
@@ -391,6 +393,10 @@ _SHIPMENT_EXAMPLE = {
     "updated_at": "2026-12-01T09:00:02Z", "version": '"5c1f0e9a2b7d4c3e8f6a1b2c"'}
 
 INTEGRATION_SCHEMAS: dict[str, Any] = {
+    "IdempotencyKeyReused": {
+        "type": "object", "required": ["error", "detail"],
+        "properties": {"error": {"const": "idempotency_key_reused"}, "detail": {"type": "string"}},
+    },
     "ShipmentItem": {
         "type": "object",
         "required": ["shipment_id", "order_id", "tracking_number", "courier", "status", "status_label", "is_active",
@@ -615,6 +621,7 @@ def with_integration_api(described: dict[str, Any]) -> dict[str, Any]:
             post["parameters"].append(_IDEMPOTENCY_KEY)
         for status, response in _IDEMPOTENCY_ERRORS.items():
             post["responses"].setdefault(status, response)
+        post["responses"]["422"] = _IDEMPOTENT_422
     return described
 
 

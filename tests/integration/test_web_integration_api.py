@@ -67,6 +67,18 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(ap
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_idempotency_key"
 
 
+def test_a_refused_request_keeps_nothing_under_its_key_so_the_corrected_retry_runs(api):
+    key = {"Idempotency-Key": "refused-then-fixed"}
+    refused = api.admin("POST", "/api/admin/shipments", json={**item(13), "customer_email": "not-an-email"},
+                        headers=key)
+    assert refused.status_code == 422 and refused.json()["error"] == "validation_failed"
+    assert IdempotencyKey.select().count() == 0
+    # the shop fixes the body and retries with the same key: it runs, and is kept from then on
+    fixed = api.admin("POST", "/api/admin/shipments", json=item(13), headers=key)
+    assert fixed.status_code == 201 and "idempotent-replayed" not in fixed.headers
+    assert IdempotencyKey.select().count() == 1
+
+
 def test_a_corrected_email_makes_the_old_one_fail_and_the_new_one_work(api):
     api.register("COR-1", "FKC001", email="old@example.com", customer_id="cust-c1")
     assert api.guest("COR-1", "old@example.com").status_code == 200
