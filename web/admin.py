@@ -38,13 +38,13 @@ def admin_json(request: Request, data: Any, *, status: int = 200) -> Response:
     return JSONResponse(shaped, status_code=status, headers=headers)
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_json_object(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The request's JSON object body.
 
     Raises:
         ApiError: 413 when too large, 400 when not a JSON object.
     """
-    raw = await read_body(request, MAX_JSON_BYTES)
+    raw = await read_body(request, max_bytes)
     try:
         data = json.loads(raw) if raw.strip() else None
     except ValueError as error:

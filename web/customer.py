@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,6 +15,7 @@ from starlette.routing import Route
 from pipeline import runtime
 from pipeline.registration import ORDER_ID_PATTERN
 from web import listing, ratelimit, reads, shipment_queries, views
+from web.admin import read_json_object
 from web.auth import client_address, require_customer
 from web.database import call
 from web.errors import ApiError
@@ -24,6 +24,7 @@ from web.metrics import record_read
 GUEST_NOT_FOUND = "no order matches this order id and email"
 CUSTOMER_NOT_FOUND = "no order of this customer has this order id"
 MAX_EMAIL_LENGTH = 254
+MAX_TRACK_BODY_BYTES = 4096
 _TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
 
@@ -60,8 +61,48 @@ def parse_track_query(params: Mapping[str, str]) -> TrackQuery:
 
 
 async def track_order(request: Request) -> Response:
+    """GET: the query string carries the order id and, for guests, the email (kept for older
+    clients; discouraged, since URLs end up in logs and browser history)."""
+    return await answer_tracking_read(request, parse_track_query(request.query_params))
+
+
+async def track_order_by_body(request: Request) -> Response:
+    """POST: the same read with a JSON body, so the email never appears in a URL."""
+    return await answer_tracking_read(request, parse_track_query(await track_query_body(request)))
+
+
+async def track_query_body(request: Request) -> dict[str, str]:
+    """The JSON body of `POST /api/customer/track-order` as query-like strings.
+
+    Raises:
+        ApiError: 413 too large, 400 not a JSON object, 422 an unknown field or one of the wrong type.
+    """
+    data = await read_json_object(request, MAX_TRACK_BODY_BYTES)
+    fields: dict[str, str] = {}
+    unknown = sorted(set(data) - {"order_id", "email", "refresh"})
+    for name in unknown:
+        fields[name] = "is not a known field (order_id, email, refresh)"
+    params: dict[str, str] = {}
+    for name in ("order_id", "email"):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            fields[name] = "must be a string"
+        else:
+            params[name] = value
+    refresh = data.get("refresh", False)
+    if isinstance(refresh, bool):
+        params["refresh"] = "1" if refresh else "0"
+    else:
+        fields["refresh"] = "must be true or false"
+    if fields:
+        raise ApiError(422, "validation_failed", "the tracking request is not valid", fields=fields)
+    return params
+
+
+async def answer_tracking_read(request: Request, query: TrackQuery) -> Response:
     started = time.perf_counter()
-    query = parse_track_query(request.query_params)
     customer = require_customer(request)
     if customer is None and query.email is None:
         raise ApiError(422, "validation_failed", "guests must give the order's email (or sign in)",
@@ -91,14 +132,10 @@ async def track_order(request: Request) -> Response:
     etag = views.etag_for(outcome.view)
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={config.customer_max_age}",
                "Vary": "Authorization", **verdict.headers()}
-    background = None
-    if outcome.refresh_ids:
-        background = BackgroundTask(call, reads.enqueue_refresh, list(outcome.refresh_ids), outcome.refresh_lane,
-                                    outcome.triggered_by)
     if not query.wants_refresh and views.matches_etag(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers, background=background)
+        return Response(status_code=304, headers=headers)
     body = views.with_data_age(outcome.view, rt.now()) | {"refresh": outcome.refresh}
-    return JSONResponse(body, headers=headers, background=background)
+    return JSONResponse(body, headers=headers)
 
 
 async def customer_orders(request: Request) -> Response:
@@ -129,5 +166,6 @@ async def customer_orders(request: Request) -> Response:
 
 routes = [
     Route("/api/customer/track-order", track_order, methods=["GET"], name="track_order"),
+    Route("/api/customer/track-order", track_order_by_body, methods=["POST"], name="track_order_by_body"),
     Route("/api/customer/orders", customer_orders, methods=["GET"], name="customer_orders"),
 ]

@@ -129,9 +129,21 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["order_id", "shipments", "refresh"],
         "properties": {
             "order_id": {"type": "string"}, "shipments": {"type": "array", "items": _ref("Shipment")},
-            "refresh": {"type": "object", "required": ["requested"],
-                        "properties": {"requested": {"type": "boolean"},
-                                       "reason": {"type": "string", "enum": ["customer", "stale", "final"]}}},
+            "refresh": {
+                "type": "object", "required": ["requested"],
+                "description": "What this read did about refreshing the data: `requested` (this read "
+                               "created the poll jobs in `job_ids`), `under_way` (an earlier read asked "
+                               "`since` then; nothing new was created), `not_needed` (the data is fresh, or "
+                               "every shipment is final) or `unavailable` (the queue could not be reached; "
+                               "the scheduler polls anyway). `requested` is true only for the first.",
+                "properties": {
+                    "requested": {"type": "boolean"},
+                    "state": {"type": "string", "enum": ["requested", "under_way", "not_needed", "unavailable"]},
+                    "reason": {"type": "string", "enum": ["customer", "stale", "fresh", "final"]},
+                    "job_ids": {"type": "array", "items": {"type": "integer"}},
+                    "since": ISO_TIME},
+                "example": {"requested": True, "state": "requested", "reason": "stale", "job_ids": [5120],
+                            "since": "2026-12-01T09:00:02Z"}},
         },
     },
     "Registration": {
@@ -220,7 +232,27 @@ def document() -> dict[str, Any]:
                     _query("refresh", {"type": "string", "enum": ["0", "1"]},
                            "1: enqueue a high-priority refresh (premium customers)."),
                     _IF_NONE_MATCH,
-                ])},
+                ], description="Kept for older clients, but discouraged for guests: the email in the query "
+                               "string ends up in access logs and browser history. Use the POST form."),
+                "post": _operation(
+                "trackOrderByBody", "Track an order with a JSON body (the email stays out of the URL)", "customer",
+                {"200": _json(_ref("Tracking"), "The order's shipments, from the store (as the GET).",
+                              {**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
+                 "401": _error("A bearer token was sent but is not a valid customer token."),
+                 "403": _error("refresh: true without a premium customer token."),
+                 "404": _error("No such order for this email or customer (the same answer either way)."),
+                 "413": _error("The body is larger than 4 KB."),
+                 "422": _VALIDATION,
+                 "429": _error("Too many lookups this hour.", _RETRY_AFTER)},
+                security=[{}, {"customerBearer": []}],
+                body={"type": "object", "required": ["order_id"], "additionalProperties": False,
+                      "properties": {"order_id": ORDER_ID,
+                                     "email": {"type": "string", "maxLength": 254,
+                                               "description": "The order's email (guests)."},
+                                     "refresh": {"type": "boolean",
+                                                 "description": "true: enqueue a high-priority refresh "
+                                                                "(premium customers)."}},
+                      "example": {"order_id": "ORD-1001", "email": "buyer@example.com"}})},
             "/api/webhooks/easyparcel/{secret}": {"post": _operation(
                 "easyparcelWebhook", "EasyParcel webhook (secret in the URL)", "webhooks",
                 {"200": _json(_ref("WebhookAnswer"), "Stored (or a duplicate, acknowledged)."),

@@ -17,7 +17,6 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from markupsafe import Markup
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -183,13 +182,20 @@ async def track_lookup(request: Request) -> Response:
             await call(ratelimit.charge, rt.coordination, key, limit=config.guest_rate_limit,
                        cost=config.failed_lookup_cost - 1)
         return track_form_page(order_id=order_id, email=email, message=NOT_FOUND_MESSAGE, status=404)
-    background = None
-    if outcome.refresh_ids:
-        background = BackgroundTask(call, reads.enqueue_refresh, list(outcome.refresh_ids),
-                                    outcome.refresh_lane, outcome.triggered_by)
     link = sessions.make_track_link(sessions.key_from_config(config), order_id)
-    return RedirectResponse(f"/track/view?{urlencode({'t': link})}", status_code=303, background=background,
+    query = {"t": link}
+    if outcome.refresh.get("state") in REFRESH_NOTICES:  # the result page says what the lookup did
+        query["refresh"] = outcome.refresh["state"]
+    return RedirectResponse(f"/track/view?{urlencode(query)}", status_code=303,
                             headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
+
+
+# What the result page says when the lookup refreshed stale data (the API's `refresh.state`).
+REFRESH_NOTICES = {
+    reads.REQUESTED: "Our copy was getting old, so we have asked the courier for news. "
+                     "This page shows it as soon as it arrives.",
+    reads.UNDER_WAY: "We are already asking the courier for news. This page shows it as soon as it arrives.",
+}
 
 
 def linked_order(token: str) -> str:
@@ -235,6 +241,7 @@ async def track_view(request: Request) -> Response:
     if not document.exists:
         return track_form_page(message=NOT_FOUND_MESSAGE, status=404)
     context = result_context(order_id, document.view, token)
+    context["refresh_notice"] = REFRESH_NOTICES.get(request.query_params.get("refresh", ""))
     html = environment.get_template("track_result.html").render(context)
     return page_response(html, headers={"Server-Timing": server_timing(started, is_hit)})
 

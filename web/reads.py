@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,11 +41,15 @@ class OrderDocument:
     view: dict[str, Any] = field(default_factory=dict)
     # Per shipment: id, last_updated (ISO), is_pollable; used for refreshes, never shown.
     shipments: tuple[dict[str, Any], ...] = ()
+    # False for an owner-only document (the order row's owner fields, no shipments loaded): what a
+    # miss that failed the ownership check caches, so it costs what an unknown order costs.
+    is_complete: bool = True
 
     def to_json(self) -> bytes:
         return json.dumps({"v": ENVELOPE_VERSION, "exists": self.exists, "email_hash": self.email_hash,
                            "customer_id": self.customer_id, "view": self.view,
-                           "shipments": list(self.shipments)}, separators=(",", ":")).encode("utf-8")
+                           "shipments": list(self.shipments), "complete": self.is_complete},
+                          separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, raw: bytes) -> OrderDocument | None:
@@ -57,7 +61,11 @@ class OrderDocument:
             return None
         return cls(exists=bool(data["exists"]), email_hash=data.get("email_hash") or DUMMY_EMAIL_HASH,
                    customer_id=data.get("customer_id"), view=data.get("view") or {},
-                   shipments=tuple(data.get("shipments") or ()))
+                   shipments=tuple(data.get("shipments") or ()), is_complete=data.get("complete", True) is not False)
+
+
+# What a read did about refreshing the order's data (`refresh.state` in the answer).
+REQUESTED, UNDER_WAY, NOT_NEEDED, UNAVAILABLE = "requested", "under_way", "not_needed", "unavailable"
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,20 @@ class ReadOutcome:
     view: dict[str, Any]
     is_cache_hit: bool
     refresh: dict[str, Any]
-    refresh_ids: tuple[int, ...] = ()
-    refresh_lane: str = lanes.BULK.name
-    triggered_by: str = "stale-read"
 
 
 # --- loading -------------------------------------------------------------------------------------
+
+def owner_document(order_id: str) -> OrderDocument:
+    """An order's owner fields alone (one query on the order row, no shipments): enough to answer
+    "not yours" or "no such order" with the same work."""
+    order = (Order.select(Order.id, Order.customer_email_hash, Order.customer_id)
+             .where(Order.id == order_id).first())
+    if order is None:
+        return OrderDocument(exists=False)
+    return OrderDocument(exists=True, email_hash=order.customer_email_hash, customer_id=order.customer_id,
+                         is_complete=False)
+
 
 def build_document(order_id: str, audience: str, *, guest_history: int) -> OrderDocument:
     """The document of an order straight from the database."""
@@ -97,27 +113,56 @@ def build_document(order_id: str, audience: str, *, guest_history: int) -> Order
                          shipments=internal)
 
 
-def load_document(order_id: str, audience: str) -> tuple[OrderDocument, bool]:
-    """The document from the read cache, else from the database (and then cached); also says
-    whether it was a cache hit. A read cache that cannot be reached is skipped, not fatal."""
-    rt = runtime.current()
-    coordination = rt.coordination
+def _cached_document(order_id: str, audience: str) -> OrderDocument | None:
+    """The document in the read cache (complete or owner-only), None when absent or unreachable."""
     try:
-        raw = read_cache.get(coordination, order_id, audience)
+        raw = read_cache.get(runtime.current().coordination, order_id, audience)
     except Exception as error:  # Redis down: serve from the database
         logger.warning("read cache unavailable for order %s: %s", order_id, error)
-        raw = None
-    if raw is not None:
-        cached = OrderDocument.from_json(raw)
-        if cached is not None:
-            return cached, True
-    document = build_document(order_id, audience, guest_history=rt.config.guest_history)
+        return None
+    return None if raw is None else OrderDocument.from_json(raw)
+
+
+def _cache_document(order_id: str, audience: str, document: OrderDocument) -> None:
+    rt = runtime.current()
     ttl = rt.config.read_cache_seconds if document.exists else min(MISSING_TTL_SECONDS, rt.config.read_cache_seconds)
     try:
-        read_cache.put(coordination, order_id, audience, document.to_json(), ttl_seconds=ttl)
+        read_cache.put(rt.coordination, order_id, audience, document.to_json(), ttl_seconds=ttl)
     except Exception as error:
         logger.warning("read cache not written for order %s: %s", order_id, error)
-    return document, False
+
+
+def _completed(order_id: str, audience: str) -> OrderDocument:
+    document = build_document(order_id, audience, guest_history=runtime.current().config.guest_history)
+    _cache_document(order_id, audience, document)
+    return document
+
+
+def load_document(order_id: str, audience: str) -> tuple[OrderDocument, bool]:
+    """The complete document from the read cache, else from the database (and then cached); also
+    says whether it was a cache hit. A read cache that cannot be reached is skipped, not fatal."""
+    cached = _cached_document(order_id, audience)
+    if cached is not None and (cached.is_complete or not cached.exists):
+        return cached, True
+    return _completed(order_id, audience), False
+
+
+def load_owned_document(order_id: str, audience: str,
+                        is_owner: Callable[[OrderDocument], bool]) -> tuple[OrderDocument | None, bool]:
+    """The complete document when `is_owner` accepts it, else None; also whether it was a cache hit.
+
+    On a miss the ownership is checked against the order row before any shipment is loaded, and an
+    owner-only document is cached, so a real order with a wrong email costs what an unknown order
+    costs (one query, one cache write; then hits alike)."""
+    cached = _cached_document(order_id, audience)
+    document = cached if cached is not None else owner_document(order_id)
+    if not is_owner(document):
+        if cached is None:
+            _cache_document(order_id, audience, document)
+        return None, cached is not None
+    if document.is_complete:
+        return document, cached is not None
+    return _completed(order_id, audience), False
 
 
 # --- ownership -------------------------------------------------------------------------------------
@@ -147,56 +192,102 @@ def stale_shipment_ids(shipments: Sequence[dict[str, Any]], now: datetime, *, tt
             if s.get("is_pollable") and views.is_stale(views.parse_iso(s.get("last_updated")), now, ttl=ttl)]
 
 
+def refresh_answer(state: str, reason: str, *, job_ids: Sequence[int] = (), since: str | None = None,
+                   ) -> dict[str, Any]:
+    """The `refresh` object of an answer (pure): what happened (`state`), why (`reason`: customer,
+    stale, fresh or final), the poll jobs created, and since when a refresh is under way.
+    `requested` stays for older clients: true only when this read created jobs."""
+    answer: dict[str, Any] = {"requested": state == REQUESTED, "state": state, "reason": reason}
+    if job_ids:
+        answer["job_ids"] = list(job_ids)
+    if since is not None:
+        answer["since"] = since
+    return answer
+
+
+def _slot_key(kind: str, shipment_id: int) -> str:
+    return f"refresh:{kind}:{shipment_id}"
+
+
 def claim_refresh_slots(coordination: Coordination, kind: str, shipment_ids: Sequence[int], *,
-                        interval_seconds: int) -> list[int]:
-    """The shipments whose refresh of this kind has not been asked for within the interval (their
-    slot is taken now, so concurrent readers in any web process enqueue it only once)."""
-    claimed = []
+                        interval_seconds: int, now: datetime) -> tuple[list[int], list[str]]:
+    """Take the refresh slot of each shipment whose refresh of this kind has not been asked for
+    within the interval (so concurrent readers in any web process enqueue it only once). Returns
+    the shipments claimed now, and when the others' refreshes were asked for (ISO times)."""
+    claimed, taken_since = [], []
+    stamp = views.iso(now)
     for shipment_id in shipment_ids:
-        if coordination.set(f"refresh:{kind}:{shipment_id}", "1", ttl_seconds=interval_seconds, only_if_absent=True):
+        key = _slot_key(kind, shipment_id)
+        if coordination.set(key, stamp, ttl_seconds=interval_seconds, only_if_absent=True):
             claimed.append(shipment_id)
-    return claimed
+            continue
+        taken = coordination.get(key)
+        if taken is not None and views.parse_iso(taken.decode("utf-8", "replace")) is not None:
+            taken_since.append(taken.decode("utf-8"))
+    return claimed, taken_since
+
+
+def release_refresh_slots(coordination: Coordination, kind: str, shipment_ids: Sequence[int]) -> None:
+    """Give back slots whose refresh could not be enqueued, so the next read asks again."""
+    try:
+        coordination.delete(*[_slot_key(kind, shipment_id) for shipment_id in shipment_ids])
+    except Exception as error:  # they expire by themselves
+        logger.warning("refresh slots of shipments %s not released: %s", list(shipment_ids), error)
 
 
 def read_order(order_id: str, *, email: str | None, customer: Customer | None, wants_refresh: bool) -> ReadOutcome:
-    """Answer a tracking read: find the document, check ownership, and decide on refreshes."""
+    """Answer a tracking read: find the document, check ownership, and refresh what needs it. The
+    answer's `refresh` says what really happened: jobs requested (their ids), a refresh already
+    under way (since when), not needed (fresh, or every shipment final), or unavailable (the
+    coordination store or the broker could not be reached)."""
     rt = runtime.current()
-    audience = views.GUEST if customer is None else views.CUSTOMER
-    document, is_hit = load_document(order_id, audience)
     if customer is None:
-        is_owner = is_guest_owner(document, email or "", rt.config.email_hash_key.reveal())
+        audience = views.GUEST
+        key = rt.config.email_hash_key.reveal()
+        document, is_hit = load_owned_document(order_id, audience,
+                                               lambda candidate: is_guest_owner(candidate, email or "", key))
     else:
-        is_owner = is_customer_owner(document, customer)
-    if not is_owner:
+        audience = views.CUSTOMER
+        document, is_hit = load_owned_document(order_id, audience,
+                                               lambda candidate: is_customer_owner(candidate, customer))
+    if document is None:
         return ReadOutcome(is_found=False, view={}, is_cache_hit=is_hit, refresh={"requested": False})
-    now = rt.now()
-    pollable = [int(s["id"]) for s in document.shipments if s.get("is_pollable")]
-    try:
-        if wants_refresh and customer is not None:
-            if not pollable:
-                return ReadOutcome(True, document.view, is_hit, {"requested": False, "reason": "final"})
-            fresh = claim_refresh_slots(rt.coordination, "customer", pollable,
-                                        interval_seconds=rt.config.premium_refresh_interval)
-            return ReadOutcome(True, document.view, is_hit, {"requested": True, "reason": "customer"},
-                               refresh_ids=tuple(fresh), refresh_lane=lanes.MANUAL.name,
-                               triggered_by=f"customer:{customer.customer_id}")
-        stale = stale_shipment_ids(document.shipments, now, ttl=timedelta(hours=rt.config.cache_ttl_hours))
-        if stale:
-            fresh = claim_refresh_slots(rt.coordination, "stale", stale,
-                                        interval_seconds=rt.config.stale_refresh_interval)
-            return ReadOutcome(True, document.view, is_hit, {"requested": True, "reason": "stale"},
-                               refresh_ids=tuple(fresh), refresh_lane=lanes.BULK.name, triggered_by="stale-read")
-    except Exception as error:  # the coordination store is down: answer without refreshing
-        logger.warning("refresh of order %s not requested, coordination store unavailable: %s", order_id, error)
-    return ReadOutcome(True, document.view, is_hit, {"requested": False})
+    return ReadOutcome(True, document.view, is_hit, _refresh(order_id, document, customer, wants_refresh))
 
 
-def enqueue_refresh(shipment_ids: Sequence[int], lane_name: str, triggered_by: str) -> None:
-    """Run after the answer is sent: put the refreshes on their lane (errors are logged, the
-    sweep polls the shipments anyway)."""
+def _refresh(order_id: str, document: OrderDocument, customer: Customer | None, wants_refresh: bool,
+             ) -> dict[str, Any]:
     from pipeline import service
 
+    rt = runtime.current()
+    now = rt.now()
+    pollable = [int(s["id"]) for s in document.shipments if s.get("is_pollable")]
+    if wants_refresh and customer is not None:
+        kind, interval, lane, triggered_by = ("customer", rt.config.premium_refresh_interval, lanes.MANUAL,
+                                              f"customer:{customer.customer_id}")
+        wanted = pollable
+        if not wanted:
+            return refresh_answer(NOT_NEEDED, "final")
+    else:
+        kind, interval, lane, triggered_by = "stale", rt.config.stale_refresh_interval, lanes.BULK, "stale-read"
+        wanted = stale_shipment_ids(document.shipments, now, ttl=timedelta(hours=rt.config.cache_ttl_hours))
+        if not wanted:
+            return refresh_answer(NOT_NEEDED, "fresh" if pollable else "final")
+    reason = "customer" if kind == "customer" else "stale"
     try:
-        service.request_refresh(list(shipment_ids), lane=lanes.LANES[lane_name], triggered_by=triggered_by)
+        claimed, taken_since = claim_refresh_slots(rt.coordination, kind, wanted, interval_seconds=interval, now=now)
+    except Exception as error:  # the coordination store is down: answer without refreshing
+        logger.warning("refresh of order %s not requested, coordination store unavailable: %s", order_id, error)
+        return refresh_answer(UNAVAILABLE, reason)
+    if not claimed:
+        return refresh_answer(UNDER_WAY, reason, since=min(taken_since) if taken_since else None)
+    try:
+        job_ids = service.request_refresh(claimed, lane=lane, triggered_by=triggered_by)
     except Exception:
-        logger.exception("refresh of shipments %s (%s) could not be enqueued", list(shipment_ids), triggered_by)
+        logger.exception("refresh of shipments %s (%s) could not be enqueued", claimed, triggered_by)
+        release_refresh_slots(rt.coordination, kind, claimed)
+        return refresh_answer(UNAVAILABLE, reason)
+    if not job_ids:  # the shipments went away between the read and the refresh
+        release_refresh_slots(rt.coordination, kind, claimed)
+        return refresh_answer(NOT_NEEDED, "final")
+    return refresh_answer(REQUESTED, reason, job_ids=job_ids, since=views.iso(now))

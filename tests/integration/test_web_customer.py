@@ -25,7 +25,7 @@ def test_a_guest_reads_a_polled_order_in_the_privacy_filtered_view(api):
     # then the answer comes from the store, newest event first, filtered for guests
     assert response.status_code == 200
     body = response.json()
-    assert body["order_id"] == "ORD-1" and body["refresh"] == {"requested": False}
+    assert body["order_id"] == "ORD-1" and body["refresh"] == {"requested": False, "state": "not_needed", "reason": "fresh"}
     [parcel] = body["shipments"]
     assert (parcel["tracking_number"], parcel["courier"], parcel["status"], parcel["status_label"]) == (
         "FK1001", "fake", "out_for_delivery", "Out for delivery")
@@ -144,12 +144,19 @@ def test_stale_data_enqueues_one_background_refresh_and_the_answer_comes_at_once
     # when two guests read it
     first = api.guest("ORD-10", "buyer@example.com")
     second = api.guest("ORD-10", "buyer@example.com")
-    # then both answer from the store at once, saying a refresh is under way
+    # then both answer from the store at once: the first requested the refresh (its job); the
+    # second says it is under way since then (or, where the in-process worker was quicker than
+    # the second read, that the data is fresh now)
     assert first.status_code == second.status_code == 200
-    assert first.json()["refresh"] == {"requested": True, "reason": "stale"}
+    requested = first.json()["refresh"]
+    assert (requested["requested"], requested["state"], requested["reason"]) == (True, "requested", "stale")
     assert first.json()["shipments"][0]["data_age_seconds"] >= 48 * 3600
+    assert second.json()["refresh"] in ({"requested": False, "state": "under_way", "reason": "stale",
+                                         "since": requested["since"]},
+                                        {"requested": False, "state": "not_needed", "reason": "fresh"})
     # and exactly one refresh was enqueued, on the bulk lane, and it runs
     [job] = [job for job in TrackingJob.select() if job.id not in jobs_before]
+    assert requested["job_ids"] == [job.id]
     assert job.priority == lanes.BULK.priority and job.tracking_cache_id == sid
     api.stack.wait_for(lambda: api.stack.courier.calls > calls, what="the background refresh")
     api.stack.wait_for(lambda: shipment(sid).last_api_update > datetime.now(timezone.utc) - timedelta(minutes=1),
@@ -162,16 +169,20 @@ def test_a_premium_customer_may_ask_for_a_high_priority_refresh(api):
     sid = api.polled("ORD-11", "FK1011", customer_id="cust-11")
     calls = api.stack.courier.calls
     response = api.customer("ORD-11", "cust-11", premium=True, refresh="1")
-    assert response.status_code == 200 and response.json()["refresh"] == {"requested": True, "reason": "customer"}
+    assert response.status_code == 200
+    requested = response.json()["refresh"]
+    assert (requested["requested"], requested["state"], requested["reason"]) == (True, "requested", "customer")
     api.stack.wait_for(lambda: TrackingUpdateLog.select().where(
         (TrackingUpdateLog.tracking_cache == sid) & (TrackingUpdateLog.triggered_by == "customer:cust-11")).count(),
         what="the customer's refresh")
     job = TrackingJob.select().where(TrackingJob.tracking_cache == sid).order_by(TrackingJob.id.desc()).get()
     assert job.priority == lanes.MANUAL.priority and api.stack.courier.calls == calls + 1
-    # asking again at once enqueues nothing more
+    assert requested["job_ids"] == [job.id]
+    # asking again at once enqueues nothing more, and says the refresh is already under way
     api.stack.settle()
     again = api.customer("ORD-11", "cust-11", premium=True, refresh="1")
-    assert again.json()["refresh"]["requested"] is True
+    assert again.json()["refresh"] == {"requested": False, "state": "under_way", "reason": "customer",
+                                       "since": requested["since"]}
     api.stack.settle()
     assert api.stack.courier.calls == calls + 1
 
