@@ -54,6 +54,18 @@ def test_bulk_registration_refuses_an_empty_or_oversized_list(api):
     assert too_many.status_code == 422 and "shipments" in too_many.json()["fields"]
 
 
+def test_bulk_items_take_email_options_like_a_single_registration(api):
+    items = [item(20, notify_email=True, locale="ms"), item(21, locale="fr")]
+    without_key = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": items}).json()["results"]
+    assert without_key[0]["status"] == "invalid" and "TRACKING_CONTACT_KEYS" in without_key[0]["fields"]["notify_email"]
+    assert without_key[1]["fields"] == {"locale": "must be one of: en, ms"}
+    with configured(contact_keys=Secret(new_key())):
+        results = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": items[:1]}).json()["results"]
+    assert results[0]["status"] == "created"
+    contact = OrderContact.get(OrderContact.order == "BULK-20")
+    assert contact.notify_email and contact.locale == "ms"
+
+
 def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(api):
     key = {"Idempotency-Key": "0b7e6c0e-6d8a-4d3e-9f43-7d1c1c2c3d4e"}
     first = api.admin("POST", "/api/admin/shipments", json=item(10), headers=key)
