@@ -147,6 +147,8 @@ SCHEMAS: dict[str, Any] = {
                                             "without emails only its hash is kept."},
             "locale": {"type": "string", "description": "The emails' language (absent: TRACKING_EMAIL_LOCALE)."},
         },
+        "example": {"order_id": "ORD-1001", "customer_email": "aina@example.com", "tracking_number": "EP123456789MY",
+                    "courier": "easyparcel", "customer_id": "cust-77", "notify_email": True, "locale": "ms"},
     },
     "RegistrationResult": {
         "type": "object", "required": ["status", "shipment_id", "order_id", "tracking_number", "courier"],
@@ -154,6 +156,8 @@ SCHEMAS: dict[str, Any] = {
                        "order_id": {"type": "string"}, "tracking_number": {"type": "string"},
                        "courier": {"type": "string"}, "customer_id": {"type": ["string", "null"]},
                        "notify_email": {"type": ["boolean", "null"]}, "locale": {"type": ["string", "null"]}},
+        "example": {"status": "created", "shipment_id": 412, "order_id": "ORD-1001", "tracking_number": "EP123456789MY",
+                    "courier": "easyparcel", "customer_id": "cust-77", "notify_email": True, "locale": "ms"},
     },
     "BulkRefresh": {
         "type": "object",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import jwt
 
@@ -118,6 +119,34 @@ def test_a_corrected_email_makes_the_old_one_fail_and_the_new_one_work(api):
     unknown = api.admin("PATCH", "/api/admin/shipments/COR-1/FKC001", json={"notes": "x"})
     assert unknown.status_code == 422 and "notes" in unknown.json()["fields"]
     assert api.admin("PATCH", "/api/admin/shipments/COR-404/FKC001", json={"customer_id": "x1"}).status_code == 404
+
+
+def test_a_corrected_courier_is_polled_at_once_and_a_corrected_customer_sees_the_order(api):
+    shipment_id = api.register("COR-2", "FKC002", courier="easyparcel", customer_id="cust-c2")
+    models.TrackingCache.update(next_update_due=models.utcnow() + timedelta(days=1)).where(
+        models.TrackingCache.id == shipment_id).execute()
+    path = "/api/admin/shipments/COR-2/FKC002"
+    # a courier correction: due now, and the next poll asks the new courier
+    assert api.admin("PATCH", path, json={"courier": "pigeon"}).json()["fields"].keys() == {"courier"}
+    moved = api.admin("PATCH", path, json={"courier": "fake"})
+    assert moved.status_code == 200 and moved.json()["changed"] == ["courier"], moved.text
+    assert shipment(shipment_id).courier_service == "fake"
+    assert shipment(shipment_id).next_update_due <= models.utcnow()
+    api.stack.courier.script_journey("FKC002", JOURNEY)
+    service.request_refresh([shipment_id])
+    api.stack.wait_for(lambda: shipment(shipment_id).current_status == S.OUT_FOR_DELIVERY, what="the new courier's poll")
+    # a customer id correction: the order moves to the new customer's list; null removes it
+    with configured(customer_jwt_secret=models_secret(JWT_SECRET)):
+        def orders_of(customer: str) -> list[str]:
+            token = jwt.encode({"sub": customer, "exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256")
+            answer = api.client.get("/api/customer/orders", headers={"Authorization": f"Bearer {token}"})
+            return [o["order_id"] for o in answer.json()["orders"]]
+
+        assert orders_of("cust-c2") == ["COR-2"]
+        assert api.admin("PATCH", path, json={"customer_id": "cust-c3"}).json()["changed"] == ["customer_id"]
+        assert (orders_of("cust-c2"), orders_of("cust-c3")) == ([], ["COR-2"])
+        assert api.admin("PATCH", path, json={"customer_id": None}).json()["changed"] == ["customer_id"]
+        assert orders_of("cust-c3") == [] and Order.get_by_id("COR-2").customer_id is None
 
 
 def test_patching_notification_options_turns_emails_on_off_and_changes_their_language(api):
