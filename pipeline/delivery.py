@@ -90,7 +90,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> o
 
 def send_email(row: Any, *, now: datetime) -> outbox.Attempt | None:
     """Render and send one status email; None (and the row cancelled) when the customer
-    unsubscribed, bounced or was erased, or email is no longer configured."""
+    unsubscribed, bounced or was erased, the shop turned the order's emails off, or email is no
+    longer configured."""
     config = runtime.current().config
     if not config.smtp_url:
         outbox.cancel(row.id, "TRACKING_SMTP_URL is not set", now=now)
@@ -100,7 +101,7 @@ def send_email(row: Any, *, now: datetime) -> outbox.Attempt | None:
     except ContactKeyError as error:
         return outbox.Attempt(is_success=False, error=str(error))
     if address is None:
-        outbox.cancel(row.id, "no address to send to (unsubscribed, bounced or erased)", now=now)
+        outbox.cancel(row.id, "no address to send to (emails off, unsubscribed, bounced or erased)", now=now)
         return None
     from web.sessions import key_from_config
 

@@ -56,11 +56,11 @@ def record_status_changes(changes: Sequence[Mapping[str, Any]], *, now: datetime
     contacts: dict[str, OrderContact] = {}
     email_changes = [c for c in changes if events.wants_email(c, config.email_statuses)]
     if email_changes and is_email_enabled(config):
+        # TRACKING_EMAIL_ALL_SHIPMENTS decides at registration (the contact is stored with
+        # notify_email on); a contact whose emails the shop turned off stays quiet either way.
         wanted = (OrderContact.order.in_(sorted({c["order_id"] for c in email_changes}))
-                  & OrderContact.email_encrypted.is_null(False)
+                  & OrderContact.email_encrypted.is_null(False) & (OrderContact.notify_email == True)
                   & OrderContact.unsubscribed_at.is_null() & OrderContact.bounced_at.is_null())
-        if not config.email_all_shipments:
-            wanted &= OrderContact.notify_email == True
         contacts = {row.order_id: row for row in OrderContact.select(OrderContact.order, OrderContact.locale)
                     .where(wanted)}
     rows: list[dict[str, Any]] = []
@@ -410,17 +410,37 @@ def update_contact_address(order_id: str, address: str, *, now: datetime) -> int
             .where(OrderContact.order == order_id).execute())
 
 
+def set_contact_options(order_id: str, *, notify_email: bool | None, locale: str | None, now: datetime) -> None:
+    """Change an order's notification options (None: leave as is), inside the caller's
+    transaction. Turning emails off cancels the order's unsent emails; a new language applies to
+    the unsent ones too (their payload carries it)."""
+    values: dict[str, Any] = {"updated_at": now}
+    if notify_email is not None:
+        values["notify_email"] = notify_email
+    if locale is not None:
+        values["locale"] = locale
+    OrderContact.update(**values).where(OrderContact.order == order_id).execute()
+    if notify_email is False:
+        _cancel_emails(order_id, "the shop turned the order's emails off")
+    elif locale is not None:
+        for row in NotificationOutbox.select(NotificationOutbox.id, NotificationOutbox.payload).where(
+                _unsent_emails(order_id)):
+            NotificationOutbox.update(payload={**row.payload, "locale": locale}).where(
+                NotificationOutbox.id == row.id).execute()
+
+
 def contact_of(order_id: str) -> OrderContact | None:
     return OrderContact.get_or_none(OrderContact.order == order_id)
 
 
 def customer_address(order_id: str) -> str | None:
     """The decrypted address of an order's customer (the notifier alone calls this), or None
-    when there is none, or it was unsubscribed or bounced.
+    when there is none, or its emails were turned off, unsubscribed or bounced.
 
     Raises: ContactKeyError when no configured key opens the stored address."""
     contact = contact_of(order_id)
-    if contact is None or not contact.email_encrypted or contact.unsubscribed_at or contact.bounced_at:
+    if (contact is None or not contact.email_encrypted or not contact.notify_email or contact.unsubscribed_at
+            or contact.bounced_at):
         return None
     return cipher().decrypt(contact.email_encrypted)
 
@@ -442,10 +462,14 @@ def erase_customer_contact(order_id: str) -> int:
         return OrderContact.delete().where(OrderContact.order == order_id).execute()
 
 
+def _unsent_emails(order_id: str) -> Any:
+    return ((NotificationOutbox.order_id == order_id) & (NotificationOutbox.channel == events.EMAIL)
+            & (NotificationOutbox.status == models.NOTIFY_PENDING))
+
+
 def _cancel_emails(order_id: str, reason: str) -> None:
     NotificationOutbox.update(status=models.NOTIFY_CANCELLED, last_error=reason).where(
-        (NotificationOutbox.order_id == order_id) & (NotificationOutbox.channel == events.EMAIL)
-        & (NotificationOutbox.status == models.NOTIFY_PENDING)).execute()
+        _unsent_emails(order_id)).execute()
 
 
 def rotate_contact_keys(*, batch: int = 500) -> int:

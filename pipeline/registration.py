@@ -74,6 +74,17 @@ def validate_registration(data: Mapping[str, Any], couriers: Collection[str], lo
                                 locale=locale), {}
 
 
+NEEDS_CONTACT_KEYS = "needs TRACKING_CONTACT_KEYS (addresses are stored only encrypted)"
+
+
+def notification_problems(registration: ShipmentRegistration, *, has_contact_keys: bool) -> dict[str, str]:
+    """Per-field errors of a registration's email options on this server: asking for emails
+    needs a contact key, since the address is only ever stored encrypted."""
+    if registration.notify_email and not has_contact_keys:
+        return {"notify_email": NEEDS_CONTACT_KEYS}
+    return {}
+
+
 @dataclass(frozen=True)
 class ExistingOrder:
     customer_email_hash: str

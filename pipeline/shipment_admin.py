@@ -1,5 +1,5 @@
 """What the shop's integration API changes on stored shipments: corrections (customer email,
-customer id, courier) under a version check, stopping the tracking of a shipment (kept for
+customer id, courier, notification options) under a version check, stopping the tracking of a shipment (kept for
 history), and erasing an order's personal data on request (anonymous statistics stay). Each
 runs in one transaction with its changes-feed rows; read caches are invalidated after commit."""
 from __future__ import annotations
@@ -10,21 +10,24 @@ from datetime import datetime
 from typing import Any
 
 import models
-from models import Order, TrackingCache, TrackingUpdateLog
+from models import Order, OrderContact, TrackingCache, TrackingUpdateLog
 from pipeline import changes_feed, outbox, read_cache, runtime
 from pipeline.corrections import (
     ERASED_EMAIL_HASH,
+    ContactRefusal,
+    ContactState,
     ShipmentCorrection,
     anonymous_events,
     is_erased,
     matches_version,
+    plan_contact,
     shipment_version,
 )
 
 logger = logging.getLogger(__name__)
 
 CORRECTED, UNCHANGED, STOPPED, ERASED = "corrected", "unchanged", "stopped", "erased"
-NOT_FOUND, CONFLICT, PRECONDITION_FAILED = "not_found", "conflict", "precondition_failed"
+NOT_FOUND, CONFLICT, PRECONDITION_FAILED, INVALID = "not_found", "conflict", "precondition_failed", "invalid"
 
 
 @dataclass(frozen=True)
@@ -37,49 +40,63 @@ class ShipmentWrite:
     changed_fields: tuple[str, ...] = ()
     detail: str | None = None
     shipment_ids: tuple[int, ...] = field(default=())
+    fields: dict[str, str] = field(default_factory=dict)  # per-field errors of an INVALID write
 
 
-def _locked_shipment(order_id: str, tracking_number: str) -> tuple[TrackingCache, Order] | None:
+def _locked_shipment(order_id: str, tracking_number: str) -> tuple[TrackingCache, Order, OrderContact | None] | None:
     query = TrackingCache.select().where((TrackingCache.order == order_id)
                                          & (TrackingCache.courier_tracking_number == tracking_number))
     order_query = Order.select().where(Order.id == order_id)
+    contact_query = OrderContact.select().where(OrderContact.order == order_id)
     if models.is_postgres():
         order_query = order_query.for_update()
         query = query.for_update()
+        contact_query = contact_query.for_update()
     order = order_query.first()  # the order first, then its shipment: the same order as registration
     row = query.first()
     if order is None or row is None:
         return None
-    return row, order
+    return row, order, contact_query.first()
 
 
-def _writable_shipment(order_id: str, tracking_number: str,
-                       if_match: str | None) -> tuple[TrackingCache, Order] | ShipmentWrite:
-    """The locked shipment and order, or the refusal (not found, If-Match failed) to answer."""
+def _writable_shipment(order_id: str, tracking_number: str, if_match: str | None,
+                       ) -> tuple[TrackingCache, Order, OrderContact | None] | ShipmentWrite:
+    """The locked shipment, order and contact, or the refusal (not found, If-Match failed) to answer."""
     found = _locked_shipment(order_id, tracking_number)
     if found is None:
         return ShipmentWrite(NOT_FOUND)
-    row, order = found
-    if not matches_version(if_match, version_of(row, order)):
+    row, order, contact = found
+    if not matches_version(if_match, version_of(row, order, contact)):
         return ShipmentWrite(PRECONDITION_FAILED, row, order,
                              detail="the shipment changed since it was read (If-Match does not match)")
-    return row, order
+    return row, order, contact
 
 
-def version_of(row: TrackingCache, order: Order) -> str:
-    return shipment_version(order.customer_email_hash, order.customer_id, row.courier_service, bool(row.is_active))
+def contact_state(contact: OrderContact | None) -> ContactState | None:
+    """The decision's view of an order's contact row."""
+    if contact is None:
+        return None
+    return ContactState(notify_email=bool(contact.notify_email), locale=contact.locale,
+                        has_address=bool(contact.email_encrypted), is_unsubscribed=contact.unsubscribed_at is not None,
+                        is_bounced=contact.bounced_at is not None)
+
+
+def version_of(row: TrackingCache, order: Order, contact: OrderContact | None) -> str:
+    return shipment_version(order.customer_email_hash, order.customer_id, row.courier_service, bool(row.is_active),
+                            contact_state(contact))
 
 
 def correct_shipment(order_id: str, tracking_number: str, correction: ShipmentCorrection, *,
                      if_match: str | None, now: datetime) -> ShipmentWrite:
-    """Apply a correction. The email and customer id belong to the order (all its shipments);
-    the courier to this shipment, whose next poll is then due at once with the new courier."""
+    """Apply a correction. The email, customer id and notification options belong to the order
+    (all its shipments); the courier to this shipment, whose next poll is then due at once with
+    the new courier. Nothing is written when any part is refused."""
     rt = runtime.current()
     with models.write_transaction():
         found = _writable_shipment(order_id, tracking_number, if_match)
         if isinstance(found, ShipmentWrite):
             return found
-        row, order = found
+        row, order, contact = found
         if is_erased(order.customer_email_hash):
             return ShipmentWrite(CONFLICT, row, order,
                                  detail=f"order {order_id}'s personal data was erased; register a new order instead")
@@ -90,6 +107,13 @@ def correct_shipment(order_id: str, tracking_number: str, correction: ShipmentCo
             if email_hash != order.customer_email_hash:
                 order_changes["customer_email_hash"] = email_hash
                 changed.append("customer_email")
+        plan = plan_contact(correction, contact_state(contact), order_id=order_id,
+                            has_contact_keys=bool(rt.config.contact_keys),
+                            default_locale=rt.config.email_default_locale,
+                            replaces_address="customer_email_hash" in order_changes)
+        if isinstance(plan, ContactRefusal):
+            return ShipmentWrite(INVALID if plan.status == 422 else CONFLICT, row, order, detail=plan.detail,
+                                 fields=plan.fields)
         new_customer = None if correction.clears_customer_id else correction.customer_id
         if (correction.customer_id is not None or correction.clears_customer_id) and new_customer != order.customer_id:
             order_changes["customer_id"] = new_customer
@@ -101,6 +125,7 @@ def correct_shipment(order_id: str, tracking_number: str, correction: ShipmentCo
             if row.is_active:
                 shipment_changes["next_update_due"] = now
             changed.append("courier")
+        changed += plan.changed
         if not changed:
             return ShipmentWrite(UNCHANGED, row, order)
         if order_changes:
@@ -110,12 +135,17 @@ def correct_shipment(order_id: str, tracking_number: str, correction: ShipmentCo
                 outbox.update_contact_address(order_id, correction.customer_email, now=now)
             for name, value in order_changes.items():
                 setattr(order, name, value)
+        if plan.creates:
+            assert correction.customer_email is not None and plan.locale is not None
+            outbox.store_contacts({order_id: (correction.customer_email, plan.locale, True)}, now=now)
+        elif plan.changed:
+            outbox.set_contact_options(order_id, notify_email=plan.notify_email, locale=plan.locale, now=now)
         if shipment_changes:
             TrackingCache.update(**shipment_changes).where(TrackingCache.id == row.id).execute()
             for name, value in shipment_changes.items():
                 setattr(row, name, value)
         touched = [row.id]
-        if order_changes:  # every shipment of the order reads differently now
+        if order_changes or plan.changed:  # every shipment of the order reads differently now
             touched = [r.id for r in TrackingCache.select(TrackingCache.id).where(TrackingCache.order == order_id)]
         changes_feed.record_shipment_changes(touched, changes_feed.CORRECTED, now)
         result = ShipmentWrite(CORRECTED, row, order, tuple(changed), shipment_ids=tuple(touched))
@@ -130,7 +160,7 @@ def stop_tracking(order_id: str, tracking_number: str, *, if_match: str | None, 
         found = _writable_shipment(order_id, tracking_number, if_match)
         if isinstance(found, ShipmentWrite):
             return found
-        row, order = found
+        row, order, _ = found
         if not row.is_active:
             return ShipmentWrite(UNCHANGED, row, order)
         TrackingCache.update(is_active=False, next_update_due=models.NEVER, claimed_until=None,
@@ -142,8 +172,8 @@ def stop_tracking(order_id: str, tracking_number: str, *, if_match: str | None, 
     return result
 
 
-# Personal data of an order, and what erasing leaves in its place. The notifications work (issue
-# 15) adds an encrypted customer address column to orders: add it here (set to None) when it lands.
+# Personal data of an order, and what erasing leaves in its place (the encrypted address for
+# emails lives in order_contacts, which erasing deletes).
 ERASED_ORDER_VALUES: dict[str, Any] = {"customer_email_hash": ERASED_EMAIL_HASH, "customer_id": None}
 ERASED_TRIGGER = "customer:erased"
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pipeline import runtime
 from pipeline import status as statuses
-from pipeline.registration import ORDER_ID_PATTERN, validate_registration
+from pipeline.registration import ORDER_ID_PATTERN, notification_problems, validate_registration
 from web import alerts, queries, views
 from web.auth import Staff, client_address, require_staff
 from web.database import call
@@ -79,9 +79,9 @@ def register(staff: Staff, request: Request, data: Mapping[str, Any]) -> tuple[i
     registration, errors = validate_registration(data, service.enabled_couriers(), emails.available_locales())
     if registration is None:
         raise ApiError(422, "validation_failed", "the registration is not valid", fields=errors)
-    if registration.notify_email and not runtime.current().config.contact_keys:
-        raise ApiError(422, "validation_failed", "email notifications are not set up on this server",
-                       fields={"notify_email": "needs TRACKING_CONTACT_KEYS (addresses are stored only encrypted)"})
+    problems = notification_problems(registration, has_contact_keys=bool(runtime.current().config.contact_keys))
+    if problems:
+        raise ApiError(422, "validation_failed", "email notifications are not set up on this server", fields=problems)
     result = service.register_shipment(registration)
     if result.outcome == service.CONFLICT:
         audit(staff, request, "shipment.register.conflict", registration.order_id,

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from pipeline import changes_feed, runtime, shipment_admin
 from pipeline.corrections import validate_correction
-from pipeline.registration import TRACKING_NUMBER_PATTERN, validate_registration
+from pipeline.registration import TRACKING_NUMBER_PATTERN, notification_problems, validate_registration
 from web import listing, shipment_queries
 from web.admin import NO_STORE, admin_json, audit, checked_order_id, read_json_object
 from web.auth import Staff, require_staff
@@ -57,16 +57,20 @@ def bulk_items(data: dict[str, Any]) -> list[Any]:
 def register_in_bulk(staff: Staff, request: Request, items: list[Any]) -> dict[str, Any]:
     """Validate every item, register the valid ones in chunks, and answer one result per item in
     the order given (sync)."""
-    from pipeline import service
+    from pipeline import emails, service
 
-    couriers = service.enabled_couriers()
+    couriers, locales = service.enabled_couriers(), emails.available_locales()
+    has_contact_keys = bool(runtime.current().config.contact_keys)
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             results[index] = {"index": index, "status": INVALID, "fields": {"item": "must be a JSON object"}}
             continue
-        registration, errors = validate_registration(item, couriers)
+        registration, errors = validate_registration(item, couriers, locales)
+        if registration is not None:
+            errors = notification_problems(registration, has_contact_keys=has_contact_keys)
+            registration = None if errors else registration
         if registration is None:
             results[index] = {"index": index, "status": INVALID, "order_id": item.get("order_id"),
                               "tracking_number": item.get("tracking_number"), "fields": errors}
@@ -119,6 +123,8 @@ def _write_answer(result: shipment_admin.ShipmentWrite, what: str) -> dict[str, 
         raise ApiError(412, "precondition_failed", result.detail or "If-Match does not match")
     if result.outcome == shipment_admin.CONFLICT:
         raise ApiError(409, "conflict", result.detail or "the change conflicts with what is stored")
+    if result.outcome == shipment_admin.INVALID:
+        raise ApiError(422, "validation_failed", result.detail or "the change is not valid", fields=result.fields)
     now = runtime.current().now()
     item = None
     if result.row is not None:
@@ -127,9 +133,9 @@ def _write_answer(result: shipment_admin.ShipmentWrite, what: str) -> dict[str, 
 
 
 def correct(staff: Staff, request: Request, order_id: str, number: str, data: dict[str, Any]) -> dict[str, Any]:
-    from pipeline import service
+    from pipeline import emails, service
 
-    correction, errors = validate_correction(data, service.enabled_couriers())
+    correction, errors = validate_correction(data, service.enabled_couriers(), emails.available_locales())
     if correction is None:
         raise ApiError(422, "validation_failed", "the correction is not valid", fields=errors)
     result = shipment_admin.correct_shipment(order_id, number, correction, if_match=request.headers.get("if-match"),

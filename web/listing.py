@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline import status as statuses
 from pipeline.canonical import iso_utc, parse_iso
+from pipeline.corrections import ContactState
 from pipeline.registration import TRACKING_NUMBER_PATTERN
 
 MAX_LIST_LIMIT = 500
@@ -178,9 +179,12 @@ def is_delayed(status: str, estimated_delivery: datetime | None, now: datetime) 
     return estimated_delivery is not None and estimated_delivery < now and not statuses.is_final(status)
 
 
-def shipment_item(row: Mapping[str, Any], *, now: datetime, version: str | None = None) -> dict[str, Any]:
-    """A shipment in admin lists and answers: identity, courier, status and its flags, key times.
-    `row` holds the tracking_cache columns plus `order_id`."""
+def shipment_item(row: Mapping[str, Any], *, now: datetime, version: str | None = None,
+                  contact: ContactState | None = None) -> dict[str, Any]:
+    """A shipment in admin lists and answers: identity, courier, status and its flags, key times,
+    and the order's email options (`notify_email`: status emails go to the customer; `locale`:
+    their language, None without a stored contact). `row` holds the tracking_cache columns plus
+    `order_id`."""
     status = row["current_status"]
     next_due = row.get("next_update_due")
     item = {
@@ -193,6 +197,8 @@ def shipment_item(row: Mapping[str, Any], *, now: datetime, version: str | None 
         "next_poll_at": None if not row.get("is_active", True) or next_due is None or next_due.year >= 9999
         else iso_utc(next_due),
         "created_at": iso_utc(row.get("created_at")), "updated_at": iso_utc(row.get("updated_at")),
+        "notify_email": contact is not None and contact.is_emailed,
+        "locale": contact.locale if contact is not None else None,
     }
     if version is not None:
         item["version"] = version

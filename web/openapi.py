@@ -153,13 +153,23 @@ SCHEMAS: dict[str, Any] = {
             "tracking_number": {"type": "string", "minLength": 4, "maxLength": 64},
             "courier": {"type": "string", "default": "easyparcel"},
             "customer_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "notify_email": {"type": "boolean",
+                             "description": "Email the customer on status changes (absent: TRACKING_EMAIL_ALL_SHIPMENTS "
+                                            "decides). Needs TRACKING_CONTACT_KEYS: the address is stored encrypted; "
+                                            "without emails only its hash is kept."},
+            "locale": {"type": "string", "description": "The emails' language (absent: TRACKING_EMAIL_LOCALE)."},
         },
+        "example": {"order_id": "ORD-1001", "customer_email": "aina@example.com", "tracking_number": "EP123456789MY",
+                    "courier": "easyparcel", "customer_id": "cust-77", "notify_email": True, "locale": "ms"},
     },
     "RegistrationResult": {
         "type": "object", "required": ["status", "shipment_id", "order_id", "tracking_number", "courier"],
         "properties": {"status": {"enum": ["created", "unchanged"]}, "shipment_id": {"type": ["integer", "null"]},
                        "order_id": {"type": "string"}, "tracking_number": {"type": "string"},
-                       "courier": {"type": "string"}, "customer_id": {"type": ["string", "null"]}},
+                       "courier": {"type": "string"}, "customer_id": {"type": ["string", "null"]},
+                       "notify_email": {"type": ["boolean", "null"]}, "locale": {"type": ["string", "null"]}},
+        "example": {"status": "created", "shipment_id": 412, "order_id": "ORD-1001", "tracking_number": "EP123456789MY",
+                    "courier": "easyparcel", "customer_id": "cust-77", "notify_email": True, "locale": "ms"},
     },
     "BulkRefresh": {
         "type": "object",
@@ -422,7 +432,8 @@ _SHIPMENT_EXAMPLE = {
     "is_delayed": False, "estimated_delivery": "2026-12-03T10:00:00Z", "delivered_at": None,
     "last_event_at": "2026-12-01T08:15:00Z", "last_checked_at": "2026-12-01T09:00:02Z",
     "next_poll_at": "2026-12-01T11:00:02Z", "created_at": "2026-11-30T14:02:11Z",
-    "updated_at": "2026-12-01T09:00:02Z", "version": '"5c1f0e9a2b7d4c3e8f6a1b2c"'}
+    "updated_at": "2026-12-01T09:00:02Z", "notify_email": True, "locale": "ms",
+    "version": '"5c1f0e9a2b7d4c3e8f6a1b2c"'}
 
 INTEGRATION_SCHEMAS: dict[str, Any] = {
     "IdempotencyKeyReused": {
@@ -442,6 +453,10 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
             "is_delayed": {"type": "boolean", "description": "Past its estimated delivery and not finished."},
             "estimated_delivery": ISO_TIME, "delivered_at": ISO_TIME, "last_event_at": ISO_TIME,
             "last_checked_at": ISO_TIME, "next_poll_at": ISO_TIME, "created_at": ISO_TIME, "updated_at": ISO_TIME,
+            "notify_email": {"type": "boolean", "description": "Status emails go to the order's customer (turned "
+                                                               "on, not unsubscribed, address not bouncing)."},
+            "locale": {"type": ["string", "null"], "description": "The emails' language; null when the order has "
+                                                                 "no stored address."},
             "version": {"type": "string", "description": "Send it back in If-Match to PATCH or DELETE safely."},
         },
         "example": _SHIPMENT_EXAMPLE,
@@ -492,8 +507,13 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
         "properties": {"customer_email": {"type": "string", "format": "email", "maxLength": 254},
                        "customer_id": {"type": ["string", "null"], "maxLength": 128,
                                        "description": "null removes the order's customer."},
-                       "courier": {"type": "string"}},
-        "example": {"customer_email": "aina.new@example.com"},
+                       "courier": {"type": "string"},
+                       "notify_email": {"type": "boolean", "description": (
+                           "Status emails on or off for the order. Turning them on for an order registered without "
+                           "them needs customer_email in the same request (only a hash of the address was kept); "
+                           "off keeps the encrypted address and cancels unsent emails.")},
+                       "locale": {"type": "string", "description": "The emails' language (unsent emails too)."}},
+        "example": {"notify_email": True, "customer_email": "aina@example.com", "locale": "ms"},
     },
     "ShipmentWrite": {
         "type": "object", "required": ["status", "changed", "shipment"],
@@ -592,15 +612,18 @@ def integration_paths() -> dict[str, dict[str, Any]]:
             security=ADMIN, body=_ref("BulkRegistration"), parameters=[_IDEMPOTENCY_KEY])},
         _SHIPMENT_PATH: {
             "patch": _operation(
-                "correctShipment", "Correct a shipment's customer email, customer id or courier", "admin",
+                "correctShipment", "Correct a shipment's customer email, customer id, courier or email options",
+                "admin",
                 {"200": _json(_ref("ShipmentWrite"), "Corrected (or already so: `unchanged`); audited without "
                                                      "the values."),
                  "400": _error("The body is not a JSON object."),
-                 "409": _error("The order's personal data was erased."), "413": _error("The body is too large."),
-                 **write_errors},
+                 "409": _error("The order's personal data was erased; or emails are turned on for a customer who "
+                               "unsubscribed, or whose address bounced (give a new customer_email)."),
+                 "413": _error("The body is too large."), **write_errors},
                 security=ADMIN, body=_ref("Correction"), parameters=[*shipment_params, _IF_MATCH],
-                description="The email and customer id belong to the order, so they change for all its "
-                            "shipments; a new courier makes the next poll due at once."),
+                description="The email, customer id and email options belong to the order, so they change for all "
+                            "its shipments; a new courier makes the next poll due at once. `notify_email: true` on "
+                            "an order without a stored address, or a `locale` alone there, is 422 naming the field."),
             "delete": _operation(
                 "stopTracking", "Stop tracking a shipment (it is kept for history)", "admin",
                 {"200": _json(_ref("ShipmentWrite"), "Stopped (or already: `unchanged`)."), **write_errors},
@@ -642,6 +665,13 @@ def with_integration_api(described: dict[str, Any]) -> dict[str, Any]:
         "description": "A JWT the shop signs (HS256 with TRACKING_CUSTOMER_JWT_SECRET, or RS256/ES256 with a key of "
                        "TRACKING_CUSTOMER_JWKS_FILE; `sub` is the customer id, `exp` is required), or the older "
                        "token signed with TRACKING_CUSTOMER_TOKEN_SECRET."}
+    from pipeline.emails import available_locales
+
+    schemas = described["components"]["schemas"]
+    for name in ("Registration", "Correction"):  # the languages that have email catalogs
+        properties = schemas[name]["properties"]
+        schemas[name] = {**schemas[name], "properties": {
+            **properties, "locale": {**properties["locale"], "enum": list(available_locales())}}}
     paths = described["paths"]
     for path, item in integration_paths().items():
         paths[path] = {**paths.get(path, {}), **item}

@@ -9,10 +9,10 @@ from typing import Any
 
 import peewee
 
-from models import Order, TrackingCache
+from models import Order, OrderContact, TrackingCache
 from pipeline import changes_feed
 from pipeline import status as statuses
-from pipeline.corrections import shipment_version
+from pipeline.corrections import ContactState, shipment_version
 from web import listing
 
 _LIST_COLUMNS = (
@@ -23,17 +23,35 @@ _LIST_COLUMNS = (
 )
 
 
+def _contacts(order_ids: Sequence[str]) -> dict[str, ContactState]:
+    """The notification options of these orders (those with a stored contact)."""
+    if not order_ids:
+        return {}
+    rows = (OrderContact.select(OrderContact.order, OrderContact.notify_email, OrderContact.locale,
+                                OrderContact.email_encrypted.is_null(False).alias("has_address"),
+                                OrderContact.unsubscribed_at.is_null(False).alias("is_unsubscribed"),
+                                OrderContact.bounced_at.is_null(False).alias("is_bounced"))
+            .where(OrderContact.order.in_(order_ids)).dicts())
+    return {row["order"]: ContactState(notify_email=bool(row["notify_email"]), locale=row["locale"],
+                                       has_address=bool(row["has_address"]),
+                                       is_unsubscribed=bool(row["is_unsubscribed"]), is_bounced=bool(row["is_bounced"]))
+            for row in rows}
+
+
 def _items(rows: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Shipment items with their versions (one query for the orders' correctable fields)."""
+    """Shipment items with their versions and notification options (one query for the orders'
+    correctable fields, one for their contacts)."""
     order_ids = sorted({row["order_id"] for row in rows})
     orders = {order.id: order for order in Order.select(Order.id, Order.customer_email_hash, Order.customer_id)
               .where(Order.id.in_(order_ids))} if order_ids else {}
+    contacts = _contacts(order_ids)
     items = []
     for row in rows:
         order = orders.get(row["order_id"])
+        contact = contacts.get(row["order_id"])
         version = shipment_version(order.customer_email_hash, order.customer_id, row["courier_service"],
-                                   bool(row["is_active"])) if order is not None else None
-        items.append(listing.shipment_item(row, now=now, version=version))
+                                   bool(row["is_active"]), contact) if order is not None else None
+        items.append(listing.shipment_item(row, now=now, version=version, contact=contact))
     return items
 
 

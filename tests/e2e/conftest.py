@@ -1,5 +1,6 @@
 """A running service for the end-to-end tests: a PostgreSQL database and a Redis namespace of the
-session's own, the courier simulator (clock stopped, webhooks pointed at the app),
+session's own, the courier simulator (clock stopped, webhooks pointed at the app), an SMTP server
+catching the customers' emails (for orders registered with notify_email),
 and `trackcache serve` and `trackcache worker` as subprocesses, reached over HTTP through
 `api_client`. Started once per session and stopped at its end."""
 from __future__ import annotations
@@ -16,6 +17,7 @@ import requests
 
 from api_client import ApiClient, Credentials
 from processes import ROOT, free_port, start_cli, stop, wait_until
+from sim.mail_sink import MailSink
 
 E2E_DATABASE = f"trackcache_e2e_{os.getpid()}"
 SIM_SEED = "trackcache-e2e"
@@ -55,6 +57,7 @@ class Service:
     log: Path
     env: dict[str, str] = field(default_factory=dict, repr=False)
     database_url: str = ""
+    sink: MailSink | None = None
 
 
 
@@ -93,6 +96,8 @@ def is_ready(base_url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory) -> Iterator[Service]:
+    from cryptography.fernet import Fernet
+
     from sim.server import SimulatorConfig, SimulatorServer
 
     database_url = fresh_database()
@@ -105,6 +110,7 @@ def service(tmp_path_factory) -> Iterator[Service]:
     sim = SimulatorServer(SimulatorConfig(
         speed=0, epoch=epoch, seed=SIM_SEED, webhook_interval=0.2,
         webhook_url=f"{base_url}/api/webhooks/easyparcel/{CREDENTIALS.webhook_secret}")).start()
+    sink = MailSink().start()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TRACKING_REDIS_NAMESPACE": namespace,
            "EASYPARCEL_API": "open", "EASYPARCEL_BASE_URL": sim.url, "EASYPARCEL_CLIENT_ID": "demo-client",
            "EASYPARCEL_CLIENT_SECRET": "demo-secret", "TRACKING_LOG_LEVEL": "warning",
@@ -117,7 +123,10 @@ def service(tmp_path_factory) -> Iterator[Service]:
            "TRACKING_EMAIL_HASH_KEY": "e2e-email-hash-key-0123456789", "TRACKING_INTERNAL_NETWORKS": "",
            "TRACKING_GUEST_RATE_LIMIT": "10", "TRACKING_CUSTOMER_RATE_LIMIT": "120",
            # The tests stand in for the reverse proxy: they report each guest's address from 127.0.0.1.
-           "TRACKING_TRUSTED_PROXIES": "127.0.0.1"}
+           "TRACKING_TRUSTED_PROXIES": "127.0.0.1",
+           # Customer emails (only orders registered with notify_email get any) go to the test's sink.
+           "TRACKING_CONTACT_KEYS": Fernet.generate_key().decode(), "TRACKING_SMTP_URL": sink.url,
+           "TRACKING_EMAIL_FROM": "Shop <track@shop.example>", "TRACKING_PUBLIC_URL": base_url}
     log = tmp_path_factory.mktemp("e2e") / "service.log"
     processes = [start_cli(env, log, "serve", "--port", str(port), "--proxy-headers"),
                  start_cli(env, log, "worker", "--processes", "1", "--threads", "4")]
@@ -127,12 +136,13 @@ def service(tmp_path_factory) -> Iterator[Service]:
                    what=f"the server (log: {log})")
         assert all(p.poll() is None for p in processes), f"a process exited early; log: {log}"
         yield Service(api=api, sim_url=sim.url, sim_epoch=epoch, sim_seed=SIM_SEED, log=log, env=env,
-                      database_url=database_url)
+                      database_url=database_url, sink=sink)
     finally:
         api.close()
         for process in processes:
             stop(process)
         sim.stop()
+        sink.stop()
         from services import drop_database
 
         drop_database(E2E_DATABASE)

@@ -4,11 +4,13 @@ persist; 1,000 mixed registrations in one bulk call get a result each; an idempo
 the first answer; a corrected email makes the old one fail and the new one work; cursor pagination
 over 5,000 shipments returns each exactly once while others are registered; customers read their
 own orders with HS256 and RS256 JWTs and not another's; an expired JWT is 401; a stopped shipment
-and an erased order show in the feed, and the erased order's lookups find nothing.
+and an erased order show in the feed, and the erased order's lookups find nothing; a PATCH of the
+email options turns the next status email into Malay, and one turning emails off stops the next.
 
 The feed test runs first: it sweeps every due shipment, and the later tests register thousands."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ import psycopg2
 import pytest
 
 from processes import start_cli, stop, wait_until
+from sim import journeys
 
 FEED_SHIPMENTS = 400
 
@@ -281,3 +284,55 @@ def test_stopping_a_shipment_and_erasing_an_order_show_in_the_feed_and_end_looku
 
     assert wait_until(feed_of_order, what="the feed to show the stop and the erasure") == [
         "registered", "stopped", "erased"]
+
+
+def test_patching_email_options_changes_the_next_emails_language_and_turning_them_off_stops_it(service):
+    api, sink = service.api, service.sink
+    assert sink is not None
+    number, order, path = "EPTRN8700001", "MAIL-E2E-1", "/api/admin/shipments/MAIL-E2E-1/EPTRN8700001"
+    journey = journeys.build_journey(number, service.sim_seed, service.sim_epoch)
+    first_of = {}
+    for index, event in enumerate(journey.events):
+        first_of.setdefault(event.intended_status, index)
+
+    def courier_reports(status: str) -> None:
+        """The courier's webhook for the journey's first event of this status (history included)."""
+        body = json.dumps(journeys.render_webhook(journey, first_of[status], service.sim_seed)).encode()
+        assert api.easyparcel_webhook(body).status_code == 200
+        wait_until(lambda: api.statuses(order) == [status], what=f"{order} to reach {status}")
+
+    def emails() -> list[Any]:
+        return [m for m in sink.caught() if "mail-e2e-1@example.com" in m.recipients]
+
+    # given an order whose customer asked for emails, in English by default
+    answer = api.as_admin("POST", "/api/admin/shipments",
+                          json=registration(order, number, "mail-e2e-1@example.com") | {"notify_email": True})
+    assert answer.status_code == 201, answer.text
+    courier_reports("in_transit")
+    wait_until(lambda: len(emails()) == 1, what="the first email")
+    assert emails()[0].subject == f"Order {order}: In transit"
+    # when the shop switches the order's emails to Malay (under the version it read)
+    [listed] = api.as_admin("GET", "/api/admin/shipments", params={"tracking_number": number}).json()["shipments"]
+    assert (listed["notify_email"], listed["locale"]) == (True, "en")
+    malay = api.as_admin("PATCH", path, json={"locale": "ms"}, headers={"If-Match": listed["version"]})
+    assert malay.status_code == 200 and malay.json()["changed"] == ["locale"], malay.text
+    # then the next status email is in Malay
+    courier_reports("out_for_delivery")
+    wait_until(lambda: len(emails()) == 2, what="the second email")
+    assert emails()[1].subject == f"Pesanan {order}: Sedang dihantar"
+    assert "Bungkusan anda sedang dihantar hari ini." in emails()[1].text
+    # when the shop turns the order's emails off
+    off = api.as_admin("PATCH", path, json={"notify_email": False},
+                       headers={"If-Match": malay.json()["shipment"]["version"]})
+    assert off.status_code == 200 and off.json()["changed"] == ["notify_email"], off.text
+    # then the delivery sends no email
+    courier_reports("delivered")
+    time.sleep(3)  # the worker's notify lane had time to deliver one
+    assert len(emails()) == 2
+    [(email_rows,)] = query(service, "SELECT count(*) FROM notification_outbox WHERE order_id = %s"
+                                     " AND channel = 'email'", order)
+    assert email_rows == 2
+    # and the audit names the fields, not their values
+    details = [json.loads(row[0]) for row in query(service, "SELECT detail::text FROM audit_log WHERE action ="
+                                                            " 'shipment.correct' AND target = %s ORDER BY id", order)]
+    assert [d["fields"] for d in details] == [["locale"], ["notify_email"]]

@@ -1,18 +1,24 @@
 """The shop's integration API over the real pipeline, on SQLite and on PostgreSQL with Redis: bulk
-registration with a result per item, idempotency keys, corrections with If-Match and audit,
+registration with a result per item, idempotency keys, corrections with If-Match and audit
+(notification options too: emails turned on with the address, off, and another language),
 stopping a shipment, erasing an order, finding and listing with cursors, the changes feed, and a
 customer's own orders with JWT and itsdangerous tokens."""
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import jwt
 
 import models
-from models import AuditLog, IdempotencyKey, Order, ShipmentChange
-from pipeline import changes_feed
-from web_client import CUSTOMER_SECRET, configured, shipment
+from models import AuditLog, IdempotencyKey, NotificationOutbox, Order, OrderContact, ShipmentChange
+from pipeline import changes_feed, service
+from pipeline import status as S
+from pipeline.contacts import new_key
+from settings import Secret
+from sim.mail_sink import MailSink
+from web_client import CUSTOMER_SECRET, JOURNEY, configured, scan, shipment
 
 JWT_SECRET = "integration-jwt-secret-0123456789-abcdef"
 
@@ -47,6 +53,18 @@ def test_bulk_registration_refuses_an_empty_or_oversized_list(api):
     assert api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": []}).status_code == 422
     too_many = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": [item(n) for n in range(1001)]})
     assert too_many.status_code == 422 and "shipments" in too_many.json()["fields"]
+
+
+def test_bulk_items_take_email_options_like_a_single_registration(api):
+    items = [item(20, notify_email=True, locale="ms"), item(21, locale="fr")]
+    without_key = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": items}).json()["results"]
+    assert without_key[0]["status"] == "invalid" and "TRACKING_CONTACT_KEYS" in without_key[0]["fields"]["notify_email"]
+    assert without_key[1]["fields"] == {"locale": "must be one of: en, ms"}
+    with configured(contact_keys=Secret(new_key())):
+        results = api.admin("POST", "/api/admin/shipments/bulk", json={"shipments": items[:1]}).json()["results"]
+    assert results[0]["status"] == "created"
+    contact = OrderContact.get(OrderContact.order == "BULK-20")
+    assert contact.notify_email and contact.locale == "ms"
 
 
 def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(api):
@@ -101,6 +119,108 @@ def test_a_corrected_email_makes_the_old_one_fail_and_the_new_one_work(api):
     unknown = api.admin("PATCH", "/api/admin/shipments/COR-1/FKC001", json={"notes": "x"})
     assert unknown.status_code == 422 and "notes" in unknown.json()["fields"]
     assert api.admin("PATCH", "/api/admin/shipments/COR-404/FKC001", json={"customer_id": "x1"}).status_code == 404
+
+
+def test_a_corrected_courier_is_polled_at_once_and_a_corrected_customer_sees_the_order(api):
+    shipment_id = api.register("COR-2", "FKC002", courier="easyparcel", customer_id="cust-c2")
+    models.TrackingCache.update(next_update_due=models.utcnow() + timedelta(days=1)).where(
+        models.TrackingCache.id == shipment_id).execute()
+    path = "/api/admin/shipments/COR-2/FKC002"
+    # a courier correction: due now, and the next poll asks the new courier
+    assert api.admin("PATCH", path, json={"courier": "pigeon"}).json()["fields"].keys() == {"courier"}
+    moved = api.admin("PATCH", path, json={"courier": "fake"})
+    assert moved.status_code == 200 and moved.json()["changed"] == ["courier"], moved.text
+    assert shipment(shipment_id).courier_service == "fake"
+    assert shipment(shipment_id).next_update_due <= models.utcnow()
+    api.stack.courier.script_journey("FKC002", JOURNEY)
+    service.request_refresh([shipment_id])
+    api.stack.wait_for(lambda: shipment(shipment_id).current_status == S.OUT_FOR_DELIVERY, what="the new courier's poll")
+    # a customer id correction: the order moves to the new customer's list; null removes it
+    with configured(customer_jwt_secret=models_secret(JWT_SECRET)):
+        def orders_of(customer: str) -> list[str]:
+            token = jwt.encode({"sub": customer, "exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256")
+            answer = api.client.get("/api/customer/orders", headers={"Authorization": f"Bearer {token}"})
+            return [o["order_id"] for o in answer.json()["orders"]]
+
+        assert orders_of("cust-c2") == ["COR-2"]
+        assert api.admin("PATCH", path, json={"customer_id": "cust-c3"}).json()["changed"] == ["customer_id"]
+        assert (orders_of("cust-c2"), orders_of("cust-c3")) == ([], ["COR-2"])
+        assert api.admin("PATCH", path, json={"customer_id": None}).json()["changed"] == ["customer_id"]
+        assert orders_of("cust-c3") == [] and Order.get_by_id("COR-2").customer_id is None
+
+
+def test_patching_notification_options_turns_emails_on_off_and_changes_their_language(api):
+    path = "/api/admin/shipments/NOTE-1/FKT001"
+    with MailSink() as sink, configured(contact_keys=Secret(new_key()), smtp_url=Secret(sink.url),
+                                        email_from="Shop <track@shop.example>", public_url="https://track.example"):
+        # given an order registered without emails: only the hash of its customer's address is kept
+        shipment_id = api.register("NOTE-1", "FKT001", email="pembeli@example.com")
+        [listed] = api.admin("GET", "/api/admin/shipments", params={"tracking_number": "FKT001"}).json()["shipments"]
+        assert (listed["notify_email"], listed["locale"]) == (False, None)
+        # when emails are turned on without the address, or given a language alone: refused, naming why
+        refused = api.admin("PATCH", path, json={"notify_email": True})
+        assert refused.status_code == 422, refused.text
+        assert "NOTE-1" in refused.json()["fields"]["notify_email"]
+        assert "customer_email" in refused.json()["fields"]["notify_email"]
+        assert api.admin("PATCH", path, json={"locale": "ms"}).json()["fields"].keys() == {"locale"}
+        assert api.admin("PATCH", path, json={"locale": "fr"}).json()["fields"]["locale"] == "must be one of: en, ms"
+        assert OrderContact.get_or_none(OrderContact.order == "NOTE-1") is None
+        # and with the address in the same PATCH, under the version read: on, in Malay
+        on = api.admin("PATCH", path, json={"notify_email": True, "customer_email": "pembeli@example.com",
+                                            "locale": "ms"}, headers={"If-Match": listed["version"]})
+        assert on.status_code == 200, on.text
+        assert on.json()["changed"] == ["notify_email", "locale"]
+        assert (on.json()["shipment"]["notify_email"], on.json()["shipment"]["locale"]) == (True, "ms")
+        assert on.json()["shipment"]["version"] != listed["version"]
+        assert "pembeli" not in OrderContact.get(OrderContact.order == "NOTE-1").email_encrypted
+        # then the next status change is emailed in Malay
+        api.stack.courier.script_journey("FKT001", JOURNEY[:2])
+        service.request_refresh([shipment_id])
+        api.stack.wait_for(lambda: len(sink.caught()) == 1, what="the first email")
+        assert sink.caught()[0].subject == "Pesanan NOTE-1: Dalam transit"
+        # a PATCH under the version read before is refused; one under the current version changes the language
+        stale = api.admin("PATCH", path, json={"locale": "en"}, headers={"If-Match": listed["version"]})
+        assert stale.status_code == 412
+        english = api.admin("PATCH", path, json={"locale": "en"}, headers={"If-Match": on.json()["shipment"]["version"]})
+        assert english.status_code == 200 and english.json()["changed"] == ["locale"]
+        api.stack.courier.script_journey("FKT001", JOURNEY)
+        service.request_refresh([shipment_id])
+        api.stack.wait_for(lambda: len(sink.caught()) == 2, what="the second email")
+        assert sink.caught()[1].subject == "Order NOTE-1: Out for delivery"
+        # when emails are turned off, the next status change sends none
+        off = api.admin("PATCH", path, json={"notify_email": False})
+        assert off.status_code == 200 and off.json()["changed"] == ["notify_email"]
+        assert off.json()["shipment"]["notify_email"] is False
+        assert api.admin("PATCH", path, json={"notify_email": False}).json()["status"] == "unchanged"
+        api.stack.courier.script_journey("FKT001", [*JOURNEY, scan(18, "Delivered", S.DELIVERED)])
+        with configured(email_all_shipments=True):  # (emailing every customer does not override "off")
+            service.request_refresh([shipment_id])
+            api.stack.wait_for(lambda: shipment(shipment_id).current_status == S.DELIVERED, what="the delivery")
+            api.stack.settle()
+        assert len(sink.caught()) == 2
+        assert NotificationOutbox.select().where(NotificationOutbox.order_id == "NOTE-1").count() == 2
+        # the address was kept, so emails can be turned on again without it
+        again = api.admin("PATCH", path, json={"notify_email": True})
+        assert again.status_code == 200 and again.json()["changed"] == ["notify_email"]
+    entries = [e.detail for e in AuditLog.select().where(AuditLog.action == "shipment.correct").order_by(AuditLog.id)]
+    assert [e["outcome"] for e in entries] == ["invalid", "invalid", "corrected", "precondition_failed", "corrected",
+                                               "corrected", "unchanged", "corrected"]
+    assert entries[2]["fields"] == ["notify_email", "locale"] and "pembeli" not in json.dumps(entries)
+
+
+def test_emails_cannot_be_turned_on_without_a_contact_key_or_against_an_unsubscribe(api):
+    api.register("NOTE-2", "FKT002", email="b@example.com")
+    path = "/api/admin/shipments/NOTE-2/FKT002"
+    no_key = api.admin("PATCH", path, json={"notify_email": True, "customer_email": "b@example.com"})
+    assert no_key.status_code == 422 and "TRACKING_CONTACT_KEYS" in no_key.json()["fields"]["notify_email"]
+    with configured(contact_keys=Secret(new_key())):
+        assert api.admin("PATCH", path, json={"notify_email": True, "customer_email": "b@example.com"}).status_code \
+            == 200
+        OrderContact.update(unsubscribed_at=models.utcnow()).where(OrderContact.order == "NOTE-2").execute()
+        assert api.admin("PATCH", path, json={"notify_email": False}).status_code == 200
+        refused = api.admin("PATCH", path, json={"notify_email": True})
+        assert refused.status_code == 409 and "unsubscribed" in refused.json()["detail"]
+        assert not OrderContact.get(OrderContact.order == "NOTE-2").notify_email
 
 
 def test_deleting_a_shipment_stops_its_polls_and_keeps_it(api):

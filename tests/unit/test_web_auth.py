@@ -42,6 +42,9 @@ def test_a_token_older_than_thirty_days_is_refused(monkeypatch):
         "not-a-token",
         "",
     ],
+    # fixed ids: a token's text holds the second it was minted, and xdist workers that collect in
+    # different seconds would otherwise disagree on the test names and refuse to run
+    ids=["another-secret", "another-salt", "not-a-token", "empty"],
 )
 def test_tokens_not_signed_by_the_shop_are_refused(token):
     with pytest.raises(auth.InvalidCustomerToken, match="not valid"):

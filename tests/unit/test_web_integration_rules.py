@@ -1,5 +1,6 @@
 """Pure parts of the integration API: customer JWTs (HS256, RS256, ES256 from a JWKS file; what is
-refused and why), correction validation and versions, list filters and cursors, the changes
+refused and why), correction validation, what notification options do to an order's contact,
+versions, list filters and cursors, the changes
 feed's cursor, and idempotency key checks."""
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pipeline import changes_feed
-from pipeline.corrections import matches_version, shipment_version, validate_correction
+from pipeline.corrections import (
+    ContactPlan,
+    ContactRefusal,
+    ContactState,
+    ShipmentCorrection,
+    matches_version,
+    plan_contact,
+    shipment_version,
+    validate_correction,
+)
 from web import idempotency, listing
 from web.auth import CustomerJwtPolicy, InvalidCustomerToken, is_jwt, mint_customer_token, read_bearer_customer
 
@@ -137,13 +147,84 @@ def test_corrections_take_known_fields_and_name_every_problem():
                                     ["easyparcel"])
     assert set(errors) == {"customer_email", "customer_id", "courier", "note"}
     assert validate_correction({}, ["easyparcel"])[1] == {"body": "give at least one of: customer_email, "
-                                                                  "customer_id, courier"}
+                                                                  "customer_id, courier, notify_email, locale"}
+
+
+def test_notification_options_are_a_boolean_and_a_supported_locale():
+    correction, errors = validate_correction({"notify_email": False, "locale": "ms"}, ["easyparcel"], ("en", "ms"))
+    assert errors == {} and correction is not None
+    assert (correction.notify_email, correction.locale) == (False, "ms")
+    assert correction.field_names() == ["notify_email", "locale"]
+    _, errors = validate_correction({"notify_email": "yes", "locale": "fr"}, ["easyparcel"], ("en", "ms"))
+    assert errors == {"notify_email": "must be true or false", "locale": "must be one of: en, ms"}
+    _, errors = validate_correction({"notify_email": None, "locale": None}, ["easyparcel"], ("en", "ms"))
+    assert set(errors) == {"notify_email", "locale"}
+
+
+def plan(current: ContactState | None, *, keys: bool = True, replaces_address: bool = False, **fields):
+    return plan_contact(ShipmentCorrection(**fields), current, order_id="ORD-1", has_contact_keys=keys,
+                        default_locale="en", replaces_address=replaces_address)
+
+
+ON = ContactState(notify_email=True, locale="en")
+
+
+@pytest.mark.parametrize(("current", "fields", "expected"), [
+    # nothing asked about notifications: nothing to do
+    (ON, {"customer_id": "c1"}, ContactPlan()),
+    # a stored contact: options change, and only what differs counts as changed
+    (ON, {"notify_email": False}, ContactPlan(notify_email=False, changed=("notify_email",))),
+    (ON, {"notify_email": True, "locale": "ms"}, ContactPlan(locale="ms", changed=("locale",))),
+    (ON, {"notify_email": True, "locale": "en"}, ContactPlan()),
+    (ContactState(notify_email=False, locale="ms"), {"notify_email": True},
+     ContactPlan(notify_email=True, changed=("notify_email",))),
+    # no stored address: turning emails on needs the address in the same PATCH
+    (None, {"notify_email": True, "customer_email": "a@example.com"},
+     ContactPlan(creates=True, notify_email=True, locale="en", changed=("notify_email",))),
+    (None, {"notify_email": True, "locale": "ms", "customer_email": "a@example.com"},
+     ContactPlan(creates=True, notify_email=True, locale="ms", changed=("notify_email", "locale"))),
+    (ContactState(notify_email=True, locale="en", has_address=False),
+     {"notify_email": True, "customer_email": "a@example.com"},
+     ContactPlan(creates=True, notify_email=True, locale="en", changed=("notify_email",))),
+    # emails off for an order that gets none: already so
+    (None, {"notify_email": False}, ContactPlan()),
+])
+def test_notification_options_plan_what_the_contact_becomes(current, fields, expected):
+    assert plan(current, **fields) == expected
+
+
+@pytest.mark.parametrize(("current", "fields", "keys", "status", "field_name"), [
+    (None, {"notify_email": True}, True, 422, "notify_email"),  # only the email's hash is stored
+    (None, {"locale": "ms"}, True, 422, "locale"),  # no emails, so no email language
+    (None, {"notify_email": True, "customer_email": "a@example.com"}, False, 422, "notify_email"),  # no key
+    (ContactState(notify_email=False, locale="en", is_unsubscribed=True), {"notify_email": True}, True, 409, None),
+    (ContactState(notify_email=True, locale="en", is_bounced=True), {"notify_email": True}, True, 409, None),
+])
+def test_notification_options_that_cannot_apply_are_refused_naming_why(current, fields, keys, status, field_name):
+    refusal = plan(current, keys=keys, **fields)
+    assert isinstance(refusal, ContactRefusal) and refusal.status == status
+    if field_name is not None:
+        assert list(refusal.fields) == [field_name]
+        assert ("ORD-1" if keys else "TRACKING_CONTACT_KEYS") in refusal.fields[field_name]
+    else:
+        assert "ORD-1" in refusal.detail
+    if fields.get("notify_email") and current is None and keys:
+        assert "customer_email" in refusal.fields["notify_email"]
+
+
+def test_a_bounced_address_takes_emails_again_once_a_new_address_is_given():
+    bounced = ContactState(notify_email=True, locale="en", is_bounced=True)
+    assert plan(bounced, notify_email=True, customer_email="new@example.com", replaces_address=True) == ContactPlan()
+    assert not bounced.is_emailed and ON.is_emailed
 
 
 def test_a_version_changes_with_every_correctable_field_and_if_match_compares_it():
     base = shipment_version("h", "c", "easyparcel", True)
     assert len({base, shipment_version("h2", "c", "easyparcel", True), shipment_version("h", None, "easyparcel", True),
-                shipment_version("h", "c", "fake", True), shipment_version("h", "c", "easyparcel", False)}) == 5
+                shipment_version("h", "c", "fake", True), shipment_version("h", "c", "easyparcel", False),
+                shipment_version("h", "c", "easyparcel", True, ContactState(notify_email=True, locale="en")),
+                shipment_version("h", "c", "easyparcel", True, ContactState(notify_email=False, locale="en")),
+                shipment_version("h", "c", "easyparcel", True, ContactState(notify_email=True, locale="ms"))}) == 8
     assert matches_version(None, base) and matches_version("*", base) and matches_version(f'W/{base}, "x"', base)
     assert not matches_version('"other"', base)
 
