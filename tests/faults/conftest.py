@@ -25,8 +25,9 @@ BROKERS = ["redis", "rabbitmq"]
 
 # `make test` (and CI) runs each scenario once at small scale, on the broker named here (both
 # brokers are covered across the scenarios); every other combination is left to `make faults`.
-# The courier storm is not in the list: its recovery waits out the failure backoff (minutes).
 CI_BROKER = {
+    "test_courier_storm_retries_flags_and_recovers_within_budget": "redis",
+    "test_a_spent_courier_quota_is_waited_out_within_budget": "rabbitmq",
     "test_workers_killed_mid_fetch_and_mid_persist_lose_nothing": "rabbitmq",
     "test_redis_lost_and_restarted_empty_loses_no_webhook": "redis",
     "test_postgres_restarted_under_load_loses_nothing": "redis",
@@ -50,8 +51,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.full_scale)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(1500))
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(1500))
 
 
 def require_tool(name: str) -> None:
