@@ -69,10 +69,34 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.full_scale)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(1500))
-    if "full_scale" in (config.getoption("markexpr") or ""):
-        # Longest first (a stable sort: the rest keep their order).
-        items.sort(key=lambda item: -_expected_minutes(item) if here in Path(str(item.fspath)).resolve().parents
-                   else 0)
+
+
+class LongestFirst:
+    """Orders the selected tests for `make faults`, after every deselection (-m, -k)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        if "full_scale" in (config.getoption("markexpr") or ""):
+            items[:] = longest_first_in_pairs(items, _expected_minutes)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(LongestFirst(), "faults-longest-first")
+
+
+def longest_first_in_pairs(items: list, minutes) -> list:
+    """Longest, shortest, second longest, second shortest, ...: pytest-xdist hands each worker two
+    consecutive tests to start with, so each worker starts one long scenario (the two 15-minute
+    storms on different workers) and the short ones fill in around them."""
+    ordered = sorted(items, key=lambda item: -minutes(item))
+    half = (len(ordered) + 1) // 2
+    longest, shortest = ordered[:half], ordered[half:][::-1]
+    paired = []
+    for index, item in enumerate(longest):
+        paired.append(item)
+        if index < len(shortest):
+            paired.append(shortest[index])
+    return paired
 
 
 def require_tool(name: str) -> None:
