@@ -32,7 +32,7 @@ faults: install
 	rm -f faults-results.jsonl
 	status=0; \
 	$(PY) -m pytest tests/faults -m "faults or full_scale" -k "not small" -n $(FAULTS_PARALLEL) -p no:cacheprovider $(ARGS) || status=$$?; \
-	TRACKCACHE_SCHEMATHESIS_EXAMPLES=300 TRACKCACHE_FUZZ_EXAMPLES=1000 $(PY) -m pytest -p no:cacheprovider \
+	TRACKCACHE_SCHEMATHESIS_EXAMPLES=300 TRACKCACHE_FUZZ_EXAMPLES=1000 $(PY) -m pytest -n 2 -p no:cacheprovider \
 	  tests/integration/test_web_schemathesis.py tests/integration/test_web_webhook_fuzz.py \
 	  tests/unit/test_easyparcel_malformed.py $(ARGS) || status=$$?; \
 	$(PY) tests/faults/reliability_table.py faults-results.jsonl RELIABILITY.md; \
