@@ -625,6 +625,15 @@ def insert_values(model: type[BaseModel], columns: Sequence[str], rows: Sequence
     return sql, [field.db_value(row[field.name]) for row in rows for field in fields]
 
 
+def require_durable_commit() -> None:
+    """Inside a transaction on PostgreSQL: its COMMIT returns only once the commit is on disk
+    (`synchronous_commit` on for this transaction alone), whatever the server or session default.
+    For writes whose success is promised to someone else, e.g. a webhook answered 200: with
+    `synchronous_commit = off`, a crash can lose commits the client was already told about."""
+    if is_postgres():
+        database.execute_sql("SET LOCAL synchronous_commit TO on")
+
+
 def insert_inbox_rows(rows: Sequence[dict[str, object]], *, keyed: bool = True) -> Any:
     """Insert inbox rows in one statement inside the caller's transaction. With `keyed`, rows whose
     (courier, event id) is stored already are skipped (`ON CONFLICT DO NOTHING`) and the result maps

@@ -76,7 +76,8 @@ def store_webhooks(entries: Sequence[tuple[str, InboxEntry]], *, now: datetime) 
     by an earlier group or earlier in this one) or rejected (kept as rejected with the reason).
 
     One multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` for the new events, one more
-    `INSERT` when the group holds rejected bodies. Raises whatever the database raises: then
+    `INSERT` when the group holds rejected bodies, committed durably (synchronous_commit on for
+    this transaction, whatever the server's default). Raises whatever the database raises: then
     nothing of the group is stored."""
     first_of: dict[tuple[str, str], int] = {}
     new_rows: list[dict[str, Any]] = []
@@ -95,6 +96,7 @@ def store_webhooks(entries: Sequence[tuple[str, InboxEntry]], *, now: datetime) 
                          "raw_body": entry.raw_text, "received_at": now, "processed_at": None,
                          "status": models.INBOX_PENDING, "error": None})
     with models.database.atomic():
+        models.require_durable_commit()  # the courier is told 200 only for a row that survives a crash
         stored = models.insert_inbox_rows(new_rows)
         rejected_ids = models.insert_inbox_rows(rejected_rows, keyed=False) if rejected_rows else []
     results: list[Received] = []

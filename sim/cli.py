@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--retry-after", default="5", help="Retry-After seconds on injected 429s (default 5)")
     faults.add_argument("--daily-quota", default=None,
                         help="tracking calls allowed per UTC day, then 429 until midnight; default unlimited")
+    faults.add_argument("--quota-period", default="86400", metavar="SECONDS",
+                        help="the quota's window instead of a UTC day, dividing a day (default 86400)")
+    faults.add_argument("--quota-no-retry-after", action="store_true",
+                        help="answer a spent quota with a bare 429, without Retry-After (as EasyParcel documents)")
 
     hooks = parser.add_argument_group("webhooks")
     hooks.add_argument("--webhook-url", default=None,
@@ -112,6 +116,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         rate_limit_rate=_float("--rate-limit-rate", args.rate_limit_rate),
         retry_after_seconds=_int("--retry-after", args.retry_after),
         daily_quota=quota,
+        quota_period_seconds=_int("--quota-period", args.quota_period),
+        quota_retry_after=not args.quota_no_retry_after,
     ))
     return SimulatorConfig(
         host=args.host,

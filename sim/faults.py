@@ -37,6 +37,11 @@ class FaultSettings:
     rate_limit_rate: float = 0.0
     retry_after_seconds: int = 5
     daily_quota: int | None = None
+    # The quota's window: a UTC day by default; shorter windows (aligned on the Unix epoch) let a
+    # test see a quota run out and come back, at the time its Retry-After announced.
+    quota_period_seconds: int = 86400
+    # Whether a spent quota's 429 says when the quota comes back (EasyParcel documents a bare 429).
+    quota_retry_after: bool = True
     fail_next: int = 0
     timeout_next: int = 0
     rate_limit_next: int = 0
@@ -99,6 +104,9 @@ def validate_faults(settings: FaultSettings) -> FaultSettings:
         raise ValueError(f"retry_after_seconds must be >= 0, got {settings.retry_after_seconds!r}")
     if settings.daily_quota is not None and settings.daily_quota < 0:
         raise ValueError(f"daily_quota must be >= 0, got {settings.daily_quota!r}")
+    if not 1 <= settings.quota_period_seconds <= 86400 or 86400 % settings.quota_period_seconds:
+        raise ValueError("quota_period_seconds must divide a day (1 to 86400 seconds), "
+                         f"got {settings.quota_period_seconds!r}")
     for name in ("fail_next", "timeout_next", "rate_limit_next"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(settings, name)!r}")
@@ -106,7 +114,8 @@ def validate_faults(settings: FaultSettings) -> FaultSettings:
 
 
 _FLOAT_FIELDS = {"latency_min", "latency_max", "error_rate", "timeout_rate", "timeout_seconds", "rate_limit_rate"}
-_INT_FIELDS = {"error_status", "retry_after_seconds", "fail_next", "timeout_next", "rate_limit_next"}
+_INT_FIELDS = {"error_status", "retry_after_seconds", "fail_next", "timeout_next", "rate_limit_next",
+               "quota_period_seconds"}
 
 
 def updated_faults(current: FaultSettings, changes: Mapping[str, Any]) -> FaultSettings:
@@ -130,6 +139,10 @@ def updated_faults(current: FaultSettings, changes: Mapping[str, Any]) -> FaultS
             raise ValueError(f"unknown fault setting {name!r} (known: latency, {', '.join(sorted(known))})")
         elif name == "daily_quota":
             values[name] = None if value is None else _number(name, value, int)
+        elif name == "quota_retry_after":
+            if not isinstance(value, bool):
+                raise ValueError(f"quota_retry_after must be true or false, got {value!r}")
+            values[name] = value
         elif name in _INT_FIELDS:
             values[name] = _number(name, value, int)
         elif name in _FLOAT_FIELDS:
@@ -156,10 +169,24 @@ def choose_fault(settings: FaultSettings, draw: float) -> str:
 
 
 def seconds_until_next_day(now: datetime) -> int:
-    """Whole seconds from `now` to the next UTC midnight (at least 1): the quota's Retry-After."""
+    """Whole seconds from `now` to the next UTC midnight (at least 1): the daily quota's Retry-After."""
     utc = now.astimezone(UTC)
     midnight = (utc + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((midnight - utc).total_seconds() + 0.999))
+
+
+def quota_window(now: datetime, period_seconds: int) -> int:
+    """The number of the quota window `now` falls in (windows of `period_seconds` from the Unix
+    epoch, so a day's window starts at UTC midnight)."""
+    return int(now.timestamp() // period_seconds)
+
+
+def seconds_until_next_window(now: datetime, period_seconds: int) -> int:
+    """Whole seconds from `now` to the next quota window (at least 1): a spent quota's Retry-After."""
+    if period_seconds == 86400:
+        return seconds_until_next_day(now)
+    end = (quota_window(now, period_seconds) + 1) * period_seconds
+    return max(1, int(end - now.timestamp() + 0.999))
 
 
 class FaultInjector:
@@ -170,7 +197,7 @@ class FaultInjector:
         self.seed = seed
         self.settings = validate_faults(settings)
         self.rng: random.Random = seeded_rng("faults", seed)
-        self.quota_day: str | None = None
+        self.quota_window: int | None = None
         self.quota_used = 0
 
     def update(self, changes: Mapping[str, Any]) -> FaultSettings:
@@ -185,12 +212,12 @@ class FaultInjector:
     def reset(self, settings: FaultSettings) -> None:
         self.settings = validate_faults(settings)
         self.rng = seeded_rng("faults", self.seed)
-        self.quota_day = None
+        self.quota_window = None
         self.quota_used = 0
 
     def quota_used_today(self, now: datetime) -> int:
-        """Tracking calls counted against the quota on `now`'s UTC day."""
-        return self.quota_used if self.quota_day == now.astimezone(UTC).date().isoformat() else 0
+        """Tracking calls counted against the quota in `now`'s window (its UTC day by default)."""
+        return self.quota_used if self.quota_window == quota_window(now, self.settings.quota_period_seconds) else 0
 
     def quota_remaining(self, now: datetime) -> int | None:
         if self.settings.daily_quota is None:
@@ -205,12 +232,13 @@ class FaultInjector:
         draw = self.rng.random()
         latency = settings.latency_min + self.rng.random() * (settings.latency_max - settings.latency_min)
 
-        day = now.astimezone(UTC).date().isoformat()
-        if self.quota_day != day:
-            self.quota_day, self.quota_used = day, 0
+        window = quota_window(now, settings.quota_period_seconds)
+        if self.quota_window != window:
+            self.quota_window, self.quota_used = window, 0
         if settings.daily_quota is not None:
             if self.quota_used >= settings.daily_quota:
-                return FaultDecision(QUOTA_EXCEEDED, latency, 429, seconds_until_next_day(now))
+                retry_after = seconds_until_next_window(now, settings.quota_period_seconds)
+                return FaultDecision(QUOTA_EXCEEDED, latency, 429, retry_after if settings.quota_retry_after else None)
             self.quota_used += 1
 
         if settings.rate_limit_next > 0:

@@ -20,13 +20,11 @@ from services import is_ci
 RESULTS = Path(os.environ.get("TRACKCACHE_FAULTS_RESULTS", Path(__file__).resolve().parents[2] / "faults-results.jsonl"))
 BROKERS = ["redis", "rabbitmq"]
 
-
-
-
 # `make test` (and CI) runs each scenario once at small scale, on the broker named here (both
 # brokers are covered across the scenarios); every other combination is left to `make faults`.
-# The courier storm is not in the list: its recovery waits out the failure backoff (minutes).
 CI_BROKER = {
+    "test_courier_storm_retries_flags_and_recovers_within_budget": "redis",
+    "test_a_spent_courier_quota_is_waited_out_within_budget": "rabbitmq",
     "test_workers_killed_mid_fetch_and_mid_persist_lose_nothing": "rabbitmq",
     "test_redis_lost_and_restarted_empty_loses_no_webhook": "redis",
     "test_postgres_restarted_under_load_loses_nothing": "redis",
@@ -38,8 +36,29 @@ CI_BROKER = {
 }
 
 
+# About how long each scenario takes at full scale (minutes, this machine, from the timers it
+# waits on: storm length, outages, claim leases, sweeps on the minute); `make faults` starts the
+# longest first, so that four at a time end together (about 30 minutes in all).
+FULL_SCALE_MINUTES = {
+    "test_courier_storm_retries_flags_and_recovers_within_budget": 15,
+    "test_a_backlog_outlasting_the_maintenance_attempts_is_still_processed": 10,
+    "test_a_spent_courier_quota_is_waited_out_within_budget": 5,
+    "test_postgres_restarted_under_load_loses_nothing": 4,
+    "test_workers_killed_mid_fetch_and_mid_persist_lose_nothing": 4,
+    "test_redis_lost_and_restarted_empty_loses_no_webhook": 4,
+    "test_duplicated_shuffled_webhooks_and_polls_store_each_event_once": 5,
+    "test_two_schedulers_and_overlapping_sweeps_poll_each_due_shipment_once": 3,
+    "test_the_daily_budget_holds_under_a_retry_storm": 2,
+    "test_a_poison_webhook_does_not_sink_its_batch": 1,
+}
+
+
+def _expected_minutes(item) -> float:
+    return FULL_SCALE_MINUTES.get(getattr(item, "originalname", ""), 0.5)
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     here = Path(__file__).resolve().parent
     for item in items:
         if here not in Path(str(item.fspath)).resolve().parents:
@@ -50,8 +69,34 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.full_scale)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(1500))
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(1500))
+
+
+class LongestFirst:
+    """Orders the selected tests for `make faults`, after every deselection (-m, -k)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        if "full_scale" in (config.getoption("markexpr") or ""):
+            items[:] = longest_first_in_pairs(items, _expected_minutes)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(LongestFirst(), "faults-longest-first")
+
+
+def longest_first_in_pairs(items: list, minutes) -> list:
+    """Longest, shortest, second longest, second shortest, ...: pytest-xdist hands each worker two
+    consecutive tests to start with, so each worker starts one long scenario (the two 15-minute
+    storms on different workers) and the short ones fill in around them."""
+    ordered = sorted(items, key=lambda item: -minutes(item))
+    half = (len(ordered) + 1) // 2
+    longest, shortest = ordered[:half], ordered[half:][::-1]
+    paired = []
+    for index, item in enumerate(longest):
+        paired.append(item)
+        if index < len(shortest):
+            paired.append(shortest[index])
+    return paired
 
 
 def require_tool(name: str) -> None:

@@ -39,6 +39,24 @@ FINAL = {"delivered", "returned", "expired", "cancelled"}
 PRODUCED_LOGS: list[Path] = []
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid` (children before their own children), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        children = parents.get(queue.pop(0), [])
+        found.extend(children)
+        queue.extend(children)
+    return found
+
+
 def tracking_numbers(tag: str, count: int) -> list[str]:
     """`count` simulator numbers spread over the scenarios with visible history (EPDEL..., EPTRN...)."""
     return [f"{PREFIXES[i % len(PREFIXES)]}{tag}{i:05d}" for i in range(count)]
@@ -158,8 +176,15 @@ class Deployment:
         return finish
 
     def kill(self, kind: str, index: int = 0) -> None:
-        """SIGKILL one process (and its children: the whole process group)."""
+        """SIGKILL one process and every process under it, deepest first: `trackcache worker` is a
+        supervisor whose Dramatiq processes run in sessions of their own and would only get a
+        SIGTERM (a graceful stop that finishes their messages) if the supervisor alone died."""
         process = self.processes[kind].pop(index)
+        for pid in reversed(descendants(process.pid)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         stop(process, signal.SIGKILL)
 
     def alive(self, kind: str) -> list[subprocess.Popen]:

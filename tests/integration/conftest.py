@@ -25,3 +25,23 @@ def redis_stack(request, postgres_url, redis_url):
     made, stop = build_stack("redis", postgres_url, redis_url)
     yield made
     stop()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_stack(request, postgres_url, redis_url):
+    """The production shape on each broker: PostgreSQL, Redis (read cache, coordination) and a real
+    worker, with Redis as the broker, then RabbitMQ (a virtual host of the test's own)."""
+    if request.param == "redis":
+        made, stop = build_stack("redis", postgres_url, redis_url)
+        yield made
+        stop()
+        return
+    from private_services import RABBITMQ_URL, RabbitVhost
+    from services import require_service
+
+    require_service("RabbitMQ", RABBITMQ_URL.replace("amqp://guest:guest@", "amqp://"))
+    with RabbitVhost() as vhost:
+        made, stop = build_stack("redis", postgres_url, redis_url, broker_url=vhost.url)
+        assert made.config.uses_rabbitmq
+        yield made
+        stop()

@@ -221,14 +221,16 @@ def test_daily_usage_summary_is_stored(stack):
     assert models.ApiUsageDaily.select().count() >= 1
 
 
-def test_a_manual_refresh_overtakes_a_scheduled_backlog(redis_stack):
+def test_a_manual_refresh_overtakes_a_scheduled_backlog(broker_stack):
+    """Lanes and priorities hold on both brokers: on RabbitMQ as on Redis, the manual lane's queue
+    is consumed beside the scheduled one and its message runs first."""
     import dataclasses
     import time
 
     from pipeline.registration import ShipmentRegistration as Reg
 
     # given a courier that takes 0.2 s a call and two thousand shipments due for a scheduled poll
-    slow = redis_stack.courier
+    slow = broker_stack.courier
     original = slow.fetch_tracking
 
     def slow_fetch(numbers):
@@ -236,7 +238,7 @@ def test_a_manual_refresh_overtakes_a_scheduled_backlog(redis_stack):
         return original(numbers)
 
     slow.fetch_tracking = slow_fetch
-    redis_stack.runtime.config = dataclasses.replace(redis_stack.config, job_batch_size=10, daily_budget=100_000)
+    broker_stack.runtime.config = dataclasses.replace(broker_stack.config, job_batch_size=10, daily_budget=100_000)
     service.register_many([(Reg(f"BACK-{i}", "b@example.com", f"FKS{i:05d}", "fake"), None) for i in range(2000)])
     vip = register("VIP-1", "FKVIP01")
     slow.script_journey("FKVIP01", JOURNEY)
@@ -245,7 +247,7 @@ def test_a_manual_refresh_overtakes_a_scheduled_backlog(redis_stack):
     time.sleep(1)
     started = time.monotonic()
     service.refresh_order("VIP-1", triggered_by="admin:test")
-    redis_stack.wait_for(lambda: shipment(vip).current_status == S.OUT_FOR_DELIVERY, timeout=30,
+    broker_stack.wait_for(lambda: shipment(vip).current_status == S.OUT_FOR_DELIVERY, timeout=30,
                          what="manual refresh")
     took = time.monotonic() - started
     # then it finished within seconds, long before the scheduled backlog

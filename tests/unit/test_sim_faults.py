@@ -81,6 +81,30 @@ def test_the_daily_quota_answers_429_until_next_utc_midnight():
     assert injector.decide(NOON + timedelta(hours=12)).kind == F.NONE  # a new day
 
 
+def test_a_shorter_quota_window_comes_back_when_its_retry_after_said():
+    injector = F.FaultInjector(F.FaultSettings(daily_quota=1, quota_period_seconds=60), "s")
+    start = datetime(2026, 3, 1, 12, 0, 15, tzinfo=UTC)
+    assert injector.decide(start).kind == F.NONE
+    refused = injector.decide(start)
+    assert (refused.kind, refused.status, refused.retry_after) == (F.QUOTA_EXCEEDED, 429, 45)
+    assert injector.decide(start + timedelta(seconds=44)).kind == F.QUOTA_EXCEEDED  # never lifted early
+    assert injector.decide(start + timedelta(seconds=45)).kind == F.NONE  # the next window
+    assert injector.quota_remaining(start + timedelta(seconds=45)) == 0
+
+
+def test_a_spent_quota_can_answer_a_bare_429():
+    injector = F.FaultInjector(F.FaultSettings(daily_quota=0, quota_retry_after=False), "s")
+    refused = injector.decide(NOON)
+    assert (refused.kind, refused.status, refused.retry_after) == (F.QUOTA_EXCEEDED, 429, None)
+
+
+@pytest.mark.parametrize("changes", [{"quota_period_seconds": 0}, {"quota_period_seconds": 7},
+                                     {"quota_period_seconds": 172800}, {"quota_retry_after": "no"}])
+def test_bad_quota_windows_are_refused_by_name(changes):
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        F.updated_faults(F.FaultSettings(), changes)
+
+
 def test_seconds_until_next_day_is_at_least_one():
     assert F.seconds_until_next_day(datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)) == 1
     assert F.seconds_until_next_day(datetime(2026, 3, 1, tzinfo=UTC)) == 86400
