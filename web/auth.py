@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
 
@@ -354,9 +353,17 @@ def require_customer(request: Request) -> Customer | None:
     Raises:
         ApiError: 401 when a bearer token is presented but is not a valid customer token.
     """
+    return customer_of_authorization(request.headers.get("authorization"))
+
+
+def customer_of_authorization(header: str | None) -> Customer | None:
+    """The signed-in customer an Authorization header names, or None for a guest (no header).
+
+    Raises:
+        ApiError: 401 when a bearer token is presented but is not a valid customer token.
+    """
     from pipeline import runtime
 
-    header = request.headers.get("authorization")
     if header is None:
         return None
     token = bearer_token(header)
