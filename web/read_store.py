@@ -24,6 +24,7 @@ from pipeline.coordination import Coordination, OutageLog
 from web import ratelimit
 from web.hot_documents import HotDocuments
 from web.read_bodies import ReadyDocument
+from web.redis_wire import RedisWire
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +67,13 @@ class RedisReadStore:
         pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=5, socket_timeout=5,
                                                socket_connect_timeout=3)
         self.client = Redis.from_pool(pool)  # closing the client closes the pool
+        self.wire = RedisWire(url)  # the hot path's commands
         self.prefix = prefix
         self._script = self.client.register_script(CHARGE_AND_GET)
 
     async def charge_and_get(self, rate_key: str, *, cost: int, limit: int, cache_key: str | None) -> Charged:
         keys = [self.prefix + rate_key] + ([self.prefix + cache_key] if cache_key else [])
-        used, ttl_ms, document = await self._script(keys=keys, args=[cost, WINDOW + 1, limit])
+        used, ttl_ms, document = await self.wire.eval_script(CHARGE_AND_GET, keys, [cost, WINDOW + 1, limit])
         return Charged(int(used), None if int(ttl_ms) < 0 else int(ttl_ms) / 1000, document or None)
 
     async def charge_many(self, charges: Sequence[tuple[str, int, int]]) -> list[Charged]:
@@ -83,10 +85,11 @@ class RedisReadStore:
         return [Charged(int(used), None if int(ttl) < 0 else int(ttl) / 1000, None) for used, ttl, _ in results]
 
     async def get(self, cache_key: str) -> bytes | None:
-        value = await self.client.get(self.prefix + cache_key)
+        value = await self.wire.call("GET", self.prefix + cache_key)
         return bytes(value) if value is not None else None
 
     async def close(self) -> None:
+        self.wire.close()
         await self.client.aclose()
 
 

@@ -1,0 +1,121 @@
+"""The read path's own Redis connection: one pipelined connection per event loop, commands of
+concurrent requests written back to back and their replies (parsed by hiredis) handed out in
+order. redis.asyncio spends about 0.3 ms of CPU per command here (pool checkout, retry and
+timeout wrappers): measured 2,700-3,800 EVALSHA/s on one core, against the read path's budget
+of well under 0.5 ms per request. Only the hot path's commands go through it."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import socket
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import hiredis
+
+
+class RedisWireError(ConnectionError):
+    """Redis could not be reached, or the connection was lost while a command waited."""
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  (uvloop's transports are not asyncio's classes)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                return
+            future = self.waiting.popleft()
+            if future.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(RedisWireError(f"connection to Redis lost: {exc or 'closed'}"))
+
+    def send(self, *args: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.transport is None or self.transport.is_closing():
+            future.set_exception(RedisWireError("not connected to Redis"))
+            return future
+        self.waiting.append(future)
+        self.transport.write(hiredis.pack_command(args))
+        return future
+
+
+class RedisWire:
+    """A pipelined connection to the Redis of a URL (redis://[:password@]host:port/db),
+    (re)connected on first use after a loss."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 3.0) -> None:
+        parsed = urlparse(url)
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 6379
+        self.password = unquote(parsed.password) if parsed.password else None
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.db = int((parsed.path or "/0").lstrip("/") or 0)
+        self.connect_timeout = connect_timeout
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Task[_Protocol] | None = None
+        self._scripts: dict[str, str] = {}
+
+    async def _connection(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            return protocol
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        return await asyncio.shield(self._connecting)
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await asyncio.wait_for(loop.create_connection(_Protocol, self.host, self.port),
+                                                 self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as error:
+            raise RedisWireError(f"cannot connect to Redis at {self.host}:{self.port}: {error}") from None
+        if self.password is not None:
+            await protocol.send("AUTH", *([self.username] if self.username else []), self.password)
+        if self.db:
+            await protocol.send("SELECT", self.db)
+        self._protocol = protocol
+        return protocol
+
+    async def call(self, *args: Any) -> Any:
+        return await (await self._connection()).send(*args)
+
+    async def eval_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA, loading the script when Redis does not know it yet."""
+        sha = self._scripts.get(script) or hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 (Redis's name)
+        self._scripts[script] = sha
+        try:
+            return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+        except hiredis.ReplyError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise
+            await self.call("SCRIPT", "LOAD", script)
+            return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+
+    def close(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
