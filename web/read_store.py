@@ -39,8 +39,8 @@ local document = false
 if #KEYS > 1 then document = redis.call('GET', KEYS[2]) end
 return {used, ttl, document}
 """
-# Connections of one web process to Redis (requests beyond wait for one).
-MAX_CONNECTIONS = 32
+# redis.asyncio connections of one event loop: only the invalidation listener uses them.
+MAX_CONNECTIONS = 2
 # How long a deferred charge waits for company before the batch is sent.
 FLUSH_DELAY_SECONDS = 0.005
 WINDOW = ratelimit.WINDOW_SECONDS
@@ -57,7 +57,8 @@ class Charged:
 
 
 class RedisReadStore:
-    """The read cache and rate limits in Redis, through one connection pool per event loop."""
+    """The read cache and rate limits in Redis: the read path's commands on one pipelined
+    connection per event loop (web.redis_wire), the invalidation listener on redis.asyncio."""
 
     is_shared = True
 
@@ -67,9 +68,8 @@ class RedisReadStore:
         pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=5, socket_timeout=5,
                                                socket_connect_timeout=3)
         self.client = Redis.from_pool(pool)  # closing the client closes the pool
-        self.wire = RedisWire(url)  # the hot path's commands
+        self.wire = RedisWire(url)
         self.prefix = prefix
-        self._script = self.client.register_script(CHARGE_AND_GET)
 
     async def charge_and_get(self, rate_key: str, *, cost: int, limit: int, cache_key: str | None) -> Charged:
         keys = [self.prefix + rate_key] + ([self.prefix + cache_key] if cache_key else [])
@@ -77,11 +77,9 @@ class RedisReadStore:
         return Charged(int(used), None if int(ttl_ms) < 0 else int(ttl_ms) / 1000, document or None)
 
     async def charge_many(self, charges: Sequence[tuple[str, int, int]]) -> list[Charged]:
-        """(key, cost, limit) charges in one pipeline."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, cost, limit in charges:
-                await self._script(keys=[self.prefix + key], args=[cost, WINDOW + 1, limit], client=pipe)
-            results = await pipe.execute()
+        """(key, cost, limit) charges, written to Redis at once."""
+        results = await self.wire.eval_script_many(
+            CHARGE_AND_GET, [([self.prefix + key], [cost, WINDOW + 1, limit]) for key, cost, limit in charges])
         return [Charged(int(used), None if int(ttl) < 0 else int(ttl) / 1000, None) for used, ttl, _ in results]
 
     async def get(self, cache_key: str) -> bytes | None:

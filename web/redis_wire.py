@@ -91,7 +91,7 @@ class RedisWire:
         try:
             _, protocol = await asyncio.wait_for(loop.create_connection(_Protocol, self.host, self.port),
                                                  self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             raise RedisWireError(f"cannot connect to Redis at {self.host}:{self.port}: {error}") from None
         if self.password is not None:
             await protocol.send("AUTH", *([self.username] if self.username else []), self.password)
@@ -105,8 +105,7 @@ class RedisWire:
 
     async def eval_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA, loading the script when Redis does not know it yet."""
-        sha = self._scripts.get(script) or hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 (Redis's name)
-        self._scripts[script] = sha
+        sha = self._sha(script)
         try:
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
         except hiredis.ReplyError as error:
@@ -114,6 +113,29 @@ class RedisWire:
                 raise
             await self.call("SCRIPT", "LOAD", script)
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def eval_script_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """EVALSHA for each (keys, args), all written at once; the replies in order."""
+        sha = self._sha(script)
+        protocol = await self._connection()
+        results = list(await asyncio.gather(
+            *[protocol.send("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls], return_exceptions=True))
+        unknown = [n for n, r in enumerate(results) if isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT")]
+        if unknown:  # nothing ran for these: load the script and send them again
+            await self.call("SCRIPT", "LOAD", script)
+            for n in unknown:
+                keys, args = calls[n]
+                results[n] = await self.call("EVALSHA", sha, len(keys), *keys, *args)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results
+
+    def _sha(self, script: str) -> str:
+        sha = self._scripts.get(script)
+        if sha is None:
+            sha = self._scripts[script] = hashlib.sha1(script.encode()).hexdigest()
+        return sha
 
     def close(self) -> None:
         protocol, self._protocol = self._protocol, None
