@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 import settings as settings_module
 from web import (
@@ -64,7 +65,6 @@ routes: list[BaseRoute] = [
 ]
 
 middleware = [
-    Middleware(fast_reads.ReadFastPath),  # GET tracking reads and /healthz are answered there
     Middleware(webhooks.WebhookFastPath),  # webhook POSTs are answered there, past the layers below
     Middleware(RequestMetrics),
     Middleware(RefuseNulCharacters),
@@ -86,7 +86,7 @@ async def read_path() -> AsyncIterator[None]:
         await path.close_loop()
 
 
-def create_app(config: settings_module.Settings | None = None, *, boot: bool = True) -> Starlette:
+def create_app(config: settings_module.Settings | None = None, *, boot: bool = True) -> ASGIApp:
     """The web app for these settings (default: the process's, read when it starts serving).
 
     With `boot=True` the lifespan boots the process and shuts it down afterwards; with
@@ -113,8 +113,10 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
         finally:
             await run_in_threadpool(boot_module.stop, booted)
 
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(),
-                     lifespan=lifespan)
+    # GET tracking reads and /healthz are answered by ReadFastPath around the app, before
+    # Starlette's own layers (its server-error middleware wraps every send) and the router.
+    return fast_reads.ReadFastPath(Starlette(routes=routes, middleware=middleware,
+                                             exception_handlers=exception_handlers(), lifespan=lifespan))
 
 
 app = create_app()

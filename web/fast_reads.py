@@ -191,9 +191,10 @@ async def track_order(request: Request) -> Response:
 
 
 class ReadFastPath:
-    """ASGI middleware, first of the app's list: GET tracking reads and `/healthz` are answered
-    here; what the layers below would give them is done here too (the request metric by route
-    template, the error shape, the exception handlers). Anything else passes through."""
+    """ASGI wrapper around the Starlette app (web.app.create_app): GET tracking reads and
+    `/healthz` are answered here; what Starlette's layers would give them is done here too (the
+    request metric by route template, the error shape, the exception handlers, a 500 for a bug,
+    which is then raised to the server to be logged). Anything else passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -219,10 +220,10 @@ class ReadFastPath:
             try:
                 answer = await answer_track_order(scope)
             except Exception as error:
-                response = await self._error_response(scope, receive, error)
+                response, is_bug = await self._error_response(scope, receive, error)
                 status = response.status_code
                 await response(scope, receive, send)
-                if status >= 500 and not isinstance(error, ApiError):
+                if is_bug:  # as Starlette does: the answer is sent, the traceback goes to the server's log
                     raise
                 return
             record_read(answer.audience, time.perf_counter() - started, is_cache_hit=answer.is_cache_hit)
@@ -234,15 +235,16 @@ class ReadFastPath:
         finally:
             record_request("GET", TRACK_PATH, status, time.perf_counter() - started)
 
-    async def _error_response(self, scope: Scope, receive: Receive, error: Exception) -> Response:
+    async def _error_response(self, scope: Scope, receive: Receive, error: Exception) -> tuple[Response, bool]:
+        """The app's answer to an error, and whether it is a bug (only the catch-all handles it)."""
         if isinstance(error, ApiError):
-            return from_api_error(error)
+            return from_api_error(error), False
         for kind in type(error).__mro__:
             handler = self._handlers.get(kind)
             if handler is not None:
                 response: Response = await handler(Request(scope, receive), error)
-                return response
-        return error_response(500, "internal_error", "the server failed to answer this request; it has been logged")
+                return response, kind is Exception
+        return error_response(500, "internal_error", "the server failed to answer this request; it has been logged"), True
 
 
 routes = [Route(TRACK_PATH, track_order, methods=["GET"], name="track_order")]
