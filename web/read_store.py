@@ -1,5 +1,5 @@
 """The customer read path's state in a web process: the async read-cache and rate-limit store
-(`redis.asyncio` with hiredis, or the in-process coordination of the embedded mode), the hot
+(a pipelined Redis connection parsed by hiredis, or the in-process coordination of the embedded mode), the hot
 order documents in memory, the deferred counting of signed-in customers' lookups, and the
 listener that drops hot documents when any process invalidates an order.
 
@@ -24,7 +24,7 @@ from pipeline.coordination import Coordination, OutageLog
 from web import ratelimit
 from web.hot_documents import HotDocuments
 from web.read_bodies import ReadyDocument
-from web.redis_wire import RedisWire
+from web.redis_wire import RedisWire, RedisWireError
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ local document = false
 if #KEYS > 1 then document = redis.call('GET', KEYS[2]) end
 return {used, ttl, document}
 """
-# redis.asyncio connections of one event loop: only the invalidation listener uses them.
-MAX_CONNECTIONS = 2
 # How long a deferred charge waits for company before the batch is sent.
 FLUSH_DELAY_SECONDS = 0.005
 WINDOW = ratelimit.WINDOW_SECONDS
@@ -57,17 +55,12 @@ class Charged:
 
 
 class RedisReadStore:
-    """The read cache and rate limits in Redis: the read path's commands on one pipelined
-    connection per event loop (web.redis_wire), the invalidation listener on redis.asyncio."""
+    """The read cache and rate limits in Redis, on one pipelined connection per event loop
+    (web.redis_wire); the invalidation listener has a connection of its own."""
 
     is_shared = True
 
     def __init__(self, url: str, prefix: str) -> None:
-        from redis.asyncio import BlockingConnectionPool, Redis
-
-        pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=5, socket_timeout=5,
-                                               socket_connect_timeout=3)
-        self.client = Redis.from_pool(pool)  # closing the client closes the pool
         self.wire = RedisWire(url)
         self.prefix = prefix
 
@@ -88,7 +81,6 @@ class RedisReadStore:
 
     async def close(self) -> None:
         self.wire.close()
-        await self.client.aclose()
 
 
 class LocalReadStore:
@@ -132,8 +124,7 @@ class ReadPath:
 
     rt: runtime.Runtime
     hot: HotDocuments
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (cost, limit)
-    known: dict[str, tuple[int, float | None]] = field(default_factory=dict)  # key -> (used, ends at)
+    charges: DeferredCharges = field(default_factory=lambda: DeferredCharges())
     loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPart] = field(
         default_factory=weakref.WeakKeyDictionary)
 
@@ -171,29 +162,27 @@ class ReadPath:
     async def _listen(self, part: LoopPart) -> None:
         assert isinstance(part.store, RedisReadStore)
         channel = part.store.prefix + read_cache.INVALIDATION_CHANNEL
+
+        def subscribed() -> None:
+            # Whatever was published while unsubscribed is unknown: start empty.
+            self.hot.clear()
+            part.is_live = True
+            STORE_OUTAGE.recovered()
+
+        def heard(data: bytes) -> None:
+            self.hot.drop(read_cache.parse_invalidation(data))
+
         try:
             while True:
-                pubsub = part.store.client.pubsub()
                 try:
-                    await pubsub.subscribe(channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "subscribe":
-                            # Whatever was published while unsubscribed is unknown: start empty.
-                            self.hot.clear()
-                            part.is_live = True
-                        elif message["type"] == "message":
-                            self.hot.drop(read_cache.parse_invalidation(message["data"]))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    part.is_live = False
-                    self.hot.clear()
+                    await part.store.wire.listen(channel, heard, subscribed)
+                except RedisWireError as error:
                     STORE_OUTAGE.failed(error, "invalidation listener")
-                    await asyncio.sleep(1.0)
-                finally:
-                    part.is_live = False
-                    await pubsub.aclose()
+                part.is_live = False
+                self.hot.clear()
+                await asyncio.sleep(1.0)
         finally:
+            part.is_live = False
             await part.store.close()
 
     # --- hot documents --------------------------------------------------------------------------
@@ -208,37 +197,74 @@ class ReadPath:
     # --- deferred charges -----------------------------------------------------------------------
 
     def charge_later(self, part: LoopPart, key: str, *, limit: int, cost: int = 1) -> ratelimit.Verdict:
-        """Count a charge now and send it to Redis with the next batch; the verdict counts what
-        Redis said last plus what this process charged since."""
+        """Count a charge now and send it to Redis with the next batch (see DeferredCharges)."""
         if not part.store.is_shared:
             return ratelimit.charge(self.rt.coordination, key, limit=limit, cost=cost)
-        now = time.monotonic()
-        used, ends = self.known.get(key, (0, None))
-        if ends is not None and ends <= now:
-            used, ends = 0, None
-        waiting, _ = self.pending.get(key, (0, limit))
-        self.pending[key] = (waiting + cost, limit)
+        verdict = self.charges.charge(key, cost=cost, limit=limit, now=time.monotonic())
         if part.flush is None or part.flush.done():
             part.flush = asyncio.get_running_loop().create_task(self._flush(part))
-        return ratelimit.verdict_of(used + waiting + cost, limit, None if ends is None else ends - now)
+        return verdict
 
     async def _flush(self, part: LoopPart) -> None:
-        await asyncio.sleep(FLUSH_DELAY_SECONDS)
-        batch, self.pending = self.pending, {}
-        if not batch:
+        while self.charges.has_pending():
+            await asyncio.sleep(FLUSH_DELAY_SECONDS)
+            batch = self.charges.take_batch()
+            try:
+                results = await part.store.charge_many(batch)
+            except Exception as error:  # fail open, as ratelimit.charge: these charges are not counted
+                STORE_OUTAGE.failed(error, "rate-limit batch")
+                self.charges.settle(batch, None, now=time.monotonic())
+                continue
+            STORE_OUTAGE.recovered()
+            self.charges.settle(batch, results, now=time.monotonic())
+
+
+class DeferredCharges:
+    """Rate-limit charges counted in process and sent to the shared counter in batches. A verdict
+    counts what the shared counter said last, plus the charges in flight to it, plus those not
+    sent yet: exact within one process, behind other processes by one batch. Pure: the caller
+    sends the batches and passes the clock."""
+
+    def __init__(self, max_known: int = 10_000) -> None:
+        self.max_known = max_known
+        self.pending: dict[str, tuple[int, int]] = {}  # key -> (cost, limit), not sent yet
+        self.in_flight: dict[str, int] = {}  # key -> cost sent, answer not back yet
+        self.known: dict[str, tuple[int, float]] = {}  # key -> (shared count, window end)
+
+    def charge(self, key: str, *, cost: int, limit: int, now: float) -> ratelimit.Verdict:
+        used, ends = self.known.get(key, (0, now + WINDOW))
+        if ends <= now:
+            used, ends = 0, now + WINDOW
+        waiting, _ = self.pending.get(key, (0, limit))
+        self.pending[key] = (waiting + cost, limit)
+        total = used + self.in_flight.get(key, 0) + waiting + cost
+        return ratelimit.verdict_of(total, limit, ends - now)
+
+    def has_pending(self) -> bool:
+        return bool(self.pending)
+
+    def take_batch(self) -> list[tuple[str, int, int]]:
+        """The charges to send now as (key, cost, limit), counted in flight until `settle`."""
+        batch, self.pending = [(key, cost, limit) for key, (cost, limit) in self.pending.items()], {}
+        for key, cost, _ in batch:
+            self.in_flight[key] = self.in_flight.get(key, 0) + cost
+        return batch
+
+    def settle(self, batch: Sequence[tuple[str, int, int]], results: Sequence[Charged] | None, *, now: float) -> None:
+        """The shared counter's answers to a batch (None: it could not be sent; those charges are
+        let go, as `ratelimit.charge` fails open)."""
+        for key, cost, _ in batch:
+            left = self.in_flight.get(key, 0) - cost
+            if left > 0:
+                self.in_flight[key] = left
+            else:
+                self.in_flight.pop(key, None)
+        if results is None:
             return
-        try:
-            results = await part.store.charge_many([(key, cost, limit) for key, (cost, limit) in batch.items()])
-        except Exception as error:  # fail open, as ratelimit.charge: these charges are not counted
-            STORE_OUTAGE.failed(error, "rate-limit batch")
-            return
-        STORE_OUTAGE.recovered()
-        now = time.monotonic()
-        if len(self.known) > 10_000:
-            self.known = {k: v for k, v in self.known.items() if v[1] is None or v[1] > now}
-        for key, charged in zip(batch, results):
-            self.known[key] = (charged.used, now + (charged.ttl_seconds if charged.ttl_seconds is not None
-                                                    else WINDOW))
+        if len(self.known) > self.max_known:
+            self.known = {k: v for k, v in self.known.items() if v[1] > now}
+        for (key, _, _), charged in zip(batch, results):
+            self.known[key] = (charged.used, now + (charged.ttl_seconds if charged.ttl_seconds is not None else WINDOW))
 
 
 _current: tuple[runtime.Runtime, ReadPath] | None = None

@@ -9,6 +9,7 @@ import asyncio
 import collections
 import hashlib
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -60,6 +61,30 @@ class _Protocol(asyncio.Protocol):
         self.waiting.append(future)
         self.transport.write(hiredis.pack_command(args))
         return future
+
+
+class _Subscriber(asyncio.Protocol):
+    """A connection in subscriber mode: hands each message's data to `on_message`."""
+
+    def __init__(self, on_message: Callable[[bytes], None], on_subscribed: Callable[[], None]) -> None:
+        self.reader = hiredis.Reader()
+        self.on_message = on_message
+        self.on_subscribed = on_subscribed
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            if isinstance(reply, list) and reply and reply[0] == b"message":
+                self.on_message(reply[2])
+            elif isinstance(reply, list) and reply and reply[0] == b"subscribe":
+                self.on_subscribed()
+            elif isinstance(reply, hiredis.ReplyError) and not self.lost.done():
+                self.lost.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
 
 
 class RedisWire:
@@ -130,6 +155,30 @@ class RedisWire:
             if isinstance(result, BaseException):
                 raise result
         return results
+
+    async def listen(self, channel: str, on_message: Callable[[bytes], None],
+                     on_subscribed: Callable[[], None]) -> None:
+        """Subscribe to `channel` on a connection of its own and hand each message to
+        `on_message` until the connection is lost (raises RedisWireError) or the caller is
+        cancelled (the connection is closed)."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await asyncio.wait_for(loop.create_connection(
+                lambda: _Subscriber(on_message, on_subscribed), self.host, self.port), self.connect_timeout)
+        except (OSError, TimeoutError) as error:
+            raise RedisWireError(f"cannot connect to Redis at {self.host}:{self.port}: {error}") from None
+        try:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.password is not None:
+                transport.write(hiredis.pack_command(("AUTH", *([self.username] if self.username else []),
+                                                      self.password)))
+            transport.write(hiredis.pack_command(("SUBSCRIBE", channel)))
+            reason = await protocol.lost
+            raise RedisWireError(f"subscription to Redis lost: {reason or 'closed'}")
+        finally:
+            transport.close()
 
     def _sha(self, script: str) -> str:
         sha = self._scripts.get(script)

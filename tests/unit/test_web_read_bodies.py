@@ -116,3 +116,35 @@ def test_an_invalidation_drops_every_audience_and_refuses_fills_read_before_it()
     assert cache.put("guest", "O1", document, 0.0, generation=cache.generation)
     cache.clear()
     assert len(cache) == 0 and cache.size == 0
+
+
+# --- deferred rate-limit charges (signed-in customers) ------------------------------------------------
+
+def test_deferred_charges_count_what_is_not_sent_and_what_is_in_flight():
+    from web.read_store import Charged, DeferredCharges
+
+    charges = DeferredCharges()
+    assert charges.charge("c", cost=1, limit=2, now=0.0).is_allowed
+    batch = charges.take_batch()
+    assert batch == [("c", 1, 2)] and not charges.has_pending()
+    # while the first batch is on its way, the next charges still count it
+    assert charges.charge("c", cost=1, limit=2, now=0.0).used == 2
+    refused = charges.charge("c", cost=1, limit=2, now=0.0)
+    assert not refused.is_allowed and refused.used == 3 and refused.retry_after > 0
+    # another process charged 5 meanwhile: the shared count says so once the batch is answered
+    charges.settle(batch, [Charged(used=6, ttl_seconds=100.0, document=None)], now=1.0)
+    verdict = charges.charge("c", cost=1, limit=2, now=1.0)
+    assert verdict.used == 6 + 2 + 1 and verdict.retry_after == 100
+
+
+def test_deferred_charges_that_could_not_be_sent_are_let_go_and_a_window_ends():
+    from web.read_store import Charged, DeferredCharges
+
+    charges = DeferredCharges()
+    charges.charge("c", cost=3, limit=10, now=0.0)
+    charges.settle(charges.take_batch(), None, now=0.0)
+    assert charges.charge("c", cost=1, limit=10, now=0.0).used == 1
+    charges.settle(charges.take_batch(), [Charged(used=9, ttl_seconds=50.0, document=None)], now=0.0)
+    assert charges.charge("c", cost=1, limit=10, now=49.0).used == 10
+    charges.settle(charges.take_batch(), [Charged(used=10, ttl_seconds=1.0, document=None)], now=49.0)
+    assert charges.charge("c", cost=1, limit=10, now=50.5).used == 1  # the window ended
