@@ -312,7 +312,7 @@ def read_bearer_customer(token: str, *, secret: str, policy: CustomerJwtPolicy) 
     Raises:
         InvalidCustomerToken: why the token cannot be used.
     """
-    if VERIFIED_TOKENS.get(secret, token) is None and is_jwt(token):
+    if is_jwt(token):
         return read_customer_jwt(token, policy)
     return read_customer_token(secret, token)
 
@@ -404,8 +404,11 @@ def customer_of_authorization(header: str | None) -> Customer | None:
         raise ApiError(401, "invalid_token", "the Authorization header must be 'Bearer <customer token>'",
                        headers=challenge)
     config = runtime.current().config
+    secret = config.customer_token_secret.reveal()
     try:
-        return read_bearer_customer(token, secret=config.customer_token_secret.reveal(), policy=jwt_policy_from(config))
+        if VERIFIED_TOKENS.get(secret, token) is not None:  # seen before: only its age is checked
+            return read_customer_token(secret, token)
+        return read_bearer_customer(token, secret=secret, policy=jwt_policy_from(config))
     except InvalidCustomerToken as error:
         raise ApiError(401, "invalid_token", str(error), headers=challenge) from None
 

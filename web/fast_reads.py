@@ -78,7 +78,7 @@ async def answer_track_order(scope: Scope) -> Answer:
     customer.check_track_query(query, signed_in)
     rt = runtime.current()
     config = rt.config
-    path = read_store.current()
+    path = read_store.current(rt)
     part = path.part()
     audience = views.GUEST if signed_in is None else views.CUSTOMER
     generation = path.hot.generation

@@ -270,10 +270,10 @@ class DeferredCharges:
 _current: tuple[runtime.Runtime, ReadPath] | None = None
 
 
-def current() -> ReadPath:
+def current(rt: runtime.Runtime | None = None) -> ReadPath:
     """The read path of the process's runtime (a new runtime, e.g. in tests, gets a new one)."""
     global _current
-    rt = runtime.current()
+    rt = rt or runtime.current()
     if _current is None or _current[0] is not rt:
         config = rt.config
         hot = HotDocuments(max_entries=config.hot_documents, max_bytes=config.hot_documents_mb * 1024 * 1024,

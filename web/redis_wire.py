@@ -53,6 +53,18 @@ class _Protocol(asyncio.Protocol):
             if not future.done():
                 future.set_exception(RedisWireError(f"connection to Redis lost: {exc or 'closed'}"))
 
+    def send_many(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
+        """Commands written with one write (one system call), a future per reply."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
+        if self.transport is None or self.transport.is_closing():
+            for future in futures:
+                future.set_exception(RedisWireError("not connected to Redis"))
+            return futures
+        self.waiting.extend(futures)
+        self.transport.write(b"".join(hiredis.pack_command(command) for command in commands))
+        return futures
+
     def send(self, *args: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.transport is None or self.transport.is_closing():
@@ -143,8 +155,8 @@ class RedisWire:
         """EVALSHA for each (keys, args), all written at once; the replies in order."""
         sha = self._sha(script)
         protocol = await self._connection()
-        results = list(await asyncio.gather(
-            *[protocol.send("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls], return_exceptions=True))
+        futures = protocol.send_many([("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
+        results = list(await asyncio.gather(*futures, return_exceptions=True))
         unknown = [n for n, r in enumerate(results) if isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT")]
         if unknown:  # nothing ran for these: load the script and send them again
             await self.call("SCRIPT", "LOAD", script)
