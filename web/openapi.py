@@ -48,6 +48,15 @@ _INTERNAL_ERRORS = {
 }
 _VALIDATION = _json(_ref("ValidationError"), "The input is not valid; `fields` says what is wrong with each field.")
 _OBJECT = {"type": "object"}
+# What both forms of the tracking read (GET query, POST body) answer alike.
+_TRACKING_ANSWERS: dict[str, Any] = {
+    "200": _json(_ref("Tracking"), "The order's shipments, from the store.",
+                 {**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
+    "401": _error("A bearer token was sent but is not a valid customer token."),
+    "404": _error("No such order for this email or customer (the same answer either way)."),
+    "422": _VALIDATION,
+    "429": _error("Too many lookups this hour.", _RETRY_AFTER),
+}
 
 
 def _operation(operation_id: str, summary: str, tag: str, responses: dict[str, Any], *,
@@ -227,14 +236,8 @@ def document() -> dict[str, Any]:
         "paths": {
             "/api/customer/track-order": {"get": _operation(
                 "trackOrder", "Track an order (guest or signed-in customer)", "customer",
-                {"200": _json(_ref("Tracking"), "The order's shipments, from the store.",
-                              {**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
-                 "304": {"description": "Not modified since the ETag in If-None-Match."},
-                 "401": _error("A bearer token was sent but is not a valid customer token."),
-                 "403": _error("refresh=1 without a premium customer token."),
-                 "404": _error("No such order for this email or customer (the same answer either way)."),
-                 "422": _VALIDATION,
-                 "429": _error("Too many lookups this hour.", _RETRY_AFTER)},
+                {**_TRACKING_ANSWERS, "304": {"description": "Not modified since the ETag in If-None-Match."},
+                 "403": _error("refresh=1 without a premium customer token.")},
                 security=[{}, {"customerBearer": []}],
                 parameters=[
                     _query("order_id", ORDER_ID, "The shop's order id.", required=True),
@@ -246,14 +249,8 @@ def document() -> dict[str, Any]:
                                "string ends up in access logs and browser history. Use the POST form."),
                 "post": _operation(
                 "trackOrderByBody", "Track an order with a JSON body (the email stays out of the URL)", "customer",
-                {"200": _json(_ref("Tracking"), "The order's shipments, from the store (as the GET).",
-                              {**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
-                 "401": _error("A bearer token was sent but is not a valid customer token."),
-                 "403": _error("refresh: true without a premium customer token."),
-                 "404": _error("No such order for this email or customer (the same answer either way)."),
-                 "413": _error("The body is larger than 4 KB."),
-                 "422": _VALIDATION,
-                 "429": _error("Too many lookups this hour.", _RETRY_AFTER)},
+                {**_TRACKING_ANSWERS, "403": _error("refresh: true without a premium customer token."),
+                 "413": _error("The body is larger than 4 KB.")},
                 security=[{}, {"customerBearer": []}],
                 body={"type": "object", "required": ["order_id"], "additionalProperties": False,
                       "properties": {"order_id": ORDER_ID,
