@@ -1,5 +1,7 @@
 """Writes the fault table of RELIABILITY.md from the figures the fault scenarios appended to
 faults-results.jsonl: one row per scenario, broker and scale, runs summed (run by `make faults`).
+Rows of this run replace the table's rows of the same scenario variant, broker and scale; rows the
+run did not produce (the small scale, a scenario left out with -k, one that failed) are kept.
 
     python tests/faults/reliability_table.py faults-results.jsonl [RELIABILITY.md]
 """
@@ -36,10 +38,26 @@ def rows(entries: list[dict]) -> list[list[str]]:
     return table
 
 
-def markdown(entries: list[dict]) -> str:
+def row_line(row: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+
+
+def row_key(line: str) -> tuple[str, str, str, str]:
+    """What a table line is a figure of: the scenario (without its notes), broker, scale, rerun command."""
+    cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+    return cells[0].split(" (", 1)[0], cells[1], cells[2], cells[-1]
+
+
+def merged_table(existing: str, entries: list[dict]) -> str:
+    """The table section's new text: this run's rows over the existing ones, sorted like `rows`."""
+    kept = {row_key(line): line for line in existing.splitlines()
+            if line.startswith("| ") and not line.startswith("| scenario |")}
+    for row in rows(entries):
+        line = row_line(row)
+        kept[row_key(line)] = line
+    order = sorted(kept, key=lambda key: (key[0], key[3], key[1], key[2]))
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(entries)]
-    return "\n".join(lines)
+    return "\n".join(lines + [kept[key] for key in order])
 
 
 def main(argv: list[str]) -> int:
@@ -51,9 +69,9 @@ def main(argv: list[str]) -> int:
         print(f"{target} has no {BEGIN} ... {END} section", file=sys.stderr)
         return 1
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    target.write_text(f"{head}{BEGIN}\n{markdown(entries)}\n{END}{tail}")
-    print(f"wrote {len(rows(entries))} rows to {target}")
+    existing, tail = rest.split(END, 1)
+    target.write_text(f"{head}{BEGIN}\n{merged_table(existing, entries)}\n{END}{tail}")
+    print(f"wrote {len(rows(entries))} rows of this run to {target} (rows of scenarios it did not run kept)")
     return 0
 
 

@@ -158,14 +158,19 @@ def test_a_spent_courier_quota_is_waited_out_within_budget(deployment_factory, r
         peak_flagged.update(on_list)
         if announced or not on_list:
             return False
-        # A bare 429: once the first round has settled, exactly the shipments not yet polled are flagged.
+        # A bare 429: the flagged shipments are ones whose poll failed (not polled yet). Not "exactly
+        # the unpolled ones": with 40 batches retrying across quota windows, some batch is nearly
+        # always between retries (unpolled, not flagged yet), so equality may never be observed.
         models.database.connect(reuse_if_open=True)
         unpolled = {row.courier_tracking_number for row in TrackingCache.select(TrackingCache.courier_tracking_number)
                     .where(TrackingCache.courier_tracking_number.in_(numbers) & (TrackingCache.tracking_events == []))}
-        return on_list == unpolled
+        return on_list <= unpolled
 
     if not announced:
-        wait_until(flag_watch, timeout=period + 60, what="the unpolled shipments flagged after one failed poll")
+        # Quiet, the first flags come 10-20 s in; on a loaded machine (the suite six at a time and
+        # more) the first failed round has taken over 120 s, hence the room.
+        wait_until(flag_watch, timeout=2 * period + 120,
+                   what="shipments flagged after their failed poll, and only those")
     def all_polled(audit) -> bool:
         flag_watch()  # keeps sampling the attention list meanwhile
         return audit.persisted == audit.accepted and audit.lost == 0 and audit.wrong_final == 0
