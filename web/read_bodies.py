@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -68,11 +67,10 @@ class ReadyDocument:
             shipment.pop("data_age_seconds", None)
         return dict(decoded)
 
-    def stale_shipment_ids(self, now: datetime, *, ttl: timedelta) -> list[int]:
-        """Pollable shipments whose data is older than the cache TTL."""
-        limit = (now - ttl).timestamp()
-        return [s.id for s in self.shipments
-                if s.is_pollable and (s.last_updated is None or s.last_updated < limit)]
+    def has_stale(self, now: float, ttl_seconds: float) -> bool:
+        """Whether a pollable shipment's data is older than the cache TTL (`now` in Unix seconds)."""
+        limit = now - ttl_seconds
+        return any(s.is_pollable and (s.last_updated is None or s.last_updated < limit) for s in self.shipments)
 
     def pollable_ids(self) -> list[int]:
         return [s.id for s in self.shipments if s.is_pollable]

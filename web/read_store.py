@@ -39,8 +39,22 @@ local document = false
 if #KEYS > 1 then document = redis.call('GET', KEYS[2]) end
 return {used, ttl, document}
 """
+# The deferred charges of a batch in one call. KEYS: the counters; ARGV: window, then each key's
+# cost and limit. Returns {used, pttl (-1 unless over the limit)} per key, flattened.
+CHARGE_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local used = redis.call('INCRBY', key, ARGV[2 * i])
+  redis.call('EXPIRE', key, ARGV[1], 'NX')
+  local ttl = -1
+  if used > tonumber(ARGV[2 * i + 1]) then ttl = redis.call('PTTL', key) end
+  out[2 * i - 1] = used
+  out[2 * i] = ttl
+end
+return out
+"""
 # How long a deferred charge waits for company before the batch is sent.
-FLUSH_DELAY_SECONDS = 0.005
+FLUSH_DELAY_SECONDS = 0.01
 WINDOW = ratelimit.WINDOW_SECONDS
 
 STORE_OUTAGE = OutageLog(logger, "Redis (customer reads)",
@@ -70,10 +84,14 @@ class RedisReadStore:
         return Charged(int(used), None if int(ttl_ms) < 0 else int(ttl_ms) / 1000, document or None)
 
     async def charge_many(self, charges: Sequence[tuple[str, int, int]]) -> list[Charged]:
-        """(key, cost, limit) charges, written to Redis at once."""
-        results = await self.wire.eval_script_many(
-            CHARGE_AND_GET, [([self.prefix + key], [cost, WINDOW + 1, limit]) for key, cost, limit in charges])
-        return [Charged(int(used), None if int(ttl) < 0 else int(ttl) / 1000, None) for used, ttl, _ in results]
+        """(key, cost, limit) charges, in one script call (one command to pack and one reply to
+        parse however many keys: py-spy put one EVALSHA per key at 6% of a hot customer read)."""
+        prefix = self.prefix
+        arguments: list[Any] = [WINDOW + 1]
+        for _, cost, limit in charges:
+            arguments += (cost, limit)
+        flat = await self.wire.eval_script(CHARGE_MANY, [prefix + key for key, _, _ in charges], arguments)
+        return [Charged(used, None if ttl < 0 else ttl / 1000, None) for used, ttl in zip(flat[::2], flat[1::2])]
 
     async def get(self, cache_key: str) -> bytes | None:
         value = await self.wire.call("GET", self.prefix + cache_key)
@@ -127,12 +145,17 @@ class ReadPath:
     charges: DeferredCharges = field(default_factory=lambda: DeferredCharges())
     loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPart] = field(
         default_factory=weakref.WeakKeyDictionary)
+    # The loop last asked about and its part (a strong reference: dropped by close_loop).
+    _last: tuple[asyncio.AbstractEventLoop, LoopPart] | None = field(default=None, repr=False)
 
     # --- per event loop ------------------------------------------------------------------------
 
     def part(self) -> LoopPart:
         """This event loop's part, made (and its listener started) on first use."""
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:  # one loop per web process: skip the weak dictionary
+            return last[1]
         part = self.loops.get(loop)
         if part is None:
             config = self.rt.config
@@ -142,11 +165,15 @@ class ReadPath:
             else:
                 part = LoopPart(LocalReadStore(self.rt.coordination), is_live=True)
             self.loops[loop] = part
+        self._last = (loop, part)
         return part
 
     async def close_loop(self) -> None:
         """Stop this loop's listener and close its connections (the lifespan's end)."""
-        part = self.loops.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        part = self.loops.pop(loop, None)
+        if self._last is not None and self._last[0] is loop:
+            self._last = None
         if part is None:
             return
         for task in (part.listener, part.flush):

@@ -186,23 +186,6 @@ class RedisWire:
             await self.call("SCRIPT", "LOAD", script)
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
 
-    async def eval_script_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """EVALSHA for each (keys, args), all written at once; the replies in order."""
-        sha = self._sha(script)
-        protocol = await self._connection()
-        futures = protocol.send_many([("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
-        results = list(await asyncio.gather(*futures, return_exceptions=True))
-        unknown = [n for n, r in enumerate(results) if isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT")]
-        if unknown:  # nothing ran for these: load the script and send them again
-            await self.call("SCRIPT", "LOAD", script)
-            for n in unknown:
-                keys, args = calls[n]
-                results[n] = await self.call("EVALSHA", sha, len(keys), *keys, *args)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results
-
     async def listen(self, channel: str, on_message: Callable[[bytes], None],
                      on_subscribed: Callable[[], None]) -> None:
         """Subscribe to `channel` on a connection of its own and hand each message to

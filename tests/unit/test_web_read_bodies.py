@@ -62,7 +62,10 @@ def test_anything_but_the_current_format_reads_as_a_miss():
 def test_stale_shipments_are_the_pollable_ones_older_than_the_ttl():
     _, document = document_of([shipment_row("A1", 30), shipment_row("A2", 1), shipment_row("A3", None),
                                shipment_row("A4", 30, "delivered")])
-    assert document.stale_shipment_ids(NOW, ttl=timedelta(hours=24)) == [1, 3]
+    assert document.has_stale(NOW.timestamp(), 24 * 3600)
+    _, fresh = document_of([shipment_row("A2", 1), shipment_row("A4", 30, "delivered")])
+    assert not fresh.has_stale(NOW.timestamp(), 24 * 3600)
+    assert fresh.has_stale(NOW.timestamp(), 1800)
     assert document.pollable_ids() == [1, 2, 3]
 
 
