@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run test test-unit faults lint typecheck bench-webhooks
+.PHONY: install run test test-unit faults lint typecheck bench-webhooks bench-reads
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ typecheck: install
 # Webhook ingestion at 500-3,000 webhooks/s (about 10 minutes; results into BENCHMARKS.md).
 bench-webhooks: install
 	$(PY) -m bench.webhooks $(ARGS)
+
+# Customer reads against bare Starlette, 1 and 2 web workers, a fixed rate and the embedded mode
+# (under 10 minutes; results into BENCHMARKS.md). ARGS="--duration 2 --runs 1" for a quick look.
+bench-reads: install
+	$(PY) -m bench.reads $(ARGS)

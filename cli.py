@@ -150,8 +150,6 @@ def require_current_schema(config: settings_module.Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     config = load_settings()
     configure_logging(config.effective_log_level)
     if args.proxy_headers and not config.trusted_proxies:
@@ -161,12 +159,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_current_schema(config)
     for warning in config.production_warnings():
         logger.warning(warning)
+    from web import server
     from web.auth import uvicorn_proxy_options
 
-    uvicorn.run("web.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=config.effective_log_level, access_log=args.access_log,
-                **uvicorn_proxy_options(config.trusted_proxies))
-    return 0
+    return server.serve(host=args.host, port=args.port, workers=args.workers,
+                        options={"log_level": config.effective_log_level, "access_log": args.access_log,
+                                 **uvicorn_proxy_options(config.trusted_proxies)})
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

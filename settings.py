@@ -499,6 +499,14 @@ class Settings:
     # HTTP API: customer reads.
     read_cache_seconds: int = _setting("TRACKING_READ_CACHE_SECONDS", _positive_int, "300",
                                        "Seconds a customer read stays in the read cache (updates invalidate it sooner).")
+    hot_documents: int = _setting("TRACKING_HOT_DOCUMENTS", _positive_int, "10000",
+                                  "Order documents each web process keeps in memory in front of the read cache "
+                                  "(per audience; invalidated by persist within a second).")
+    hot_documents_mb: int = _setting("TRACKING_HOT_DOCUMENTS_MB", _positive_int, "64",
+                                     "Memory bound (MiB) of each web process's hot order documents.")
+    hot_document_seconds: int = _setting("TRACKING_HOT_DOCUMENT_SECONDS", _positive_int, "30",
+                                         "Longest a hot order document is served from a web process's memory "
+                                         "(invalidation usually drops it sooner).")
     customer_max_age: int = _setting("TRACKING_CUSTOMER_MAX_AGE", _non_negative_int, "60",
                                      "Cache-Control max-age (seconds) of customer tracking responses.")
     guest_history: int = _setting("TRACKING_GUEST_HISTORY", _positive_int, "10",

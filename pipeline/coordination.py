@@ -18,7 +18,7 @@ class Coordination(Protocol):
     def ttl(self, key: str) -> float | None: ...
     def expire_if_value(self, key: str, value: bytes | str, ttl_seconds: float) -> bool: ...
     def publish(self, channel: str, message: str) -> None: ...
-    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None: ...
+    def delete_and_publish(self, keys: Sequence[str], messages: Sequence[tuple[str, str]]) -> None: ...
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]: ...
     def ping(self) -> bool: ...
     def rate_limiter_backend(self) -> Any: ...
@@ -91,9 +91,9 @@ class LocalCoordination:
         for target in targets:
             target.put(message)
 
-    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None:
+    def delete_and_publish(self, keys: Sequence[str], messages: Sequence[tuple[str, str]]) -> None:
         self.delete(*keys)
-        for message in messages:
+        for channel, message in messages:
             self.publish(channel, message)
 
     def subscribe(self, channel: str, stop: threading.Event) -> Iterator[str]:
@@ -172,14 +172,15 @@ class RedisCoordination:
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(self._k(channel), message)
 
-    def delete_and_publish(self, keys: Sequence[str], channel: str, messages: Sequence[str]) -> None:
-        """Delete keys and publish messages in one round trip (a pipeline, no transaction)."""
+    def delete_and_publish(self, keys: Sequence[str], messages: Sequence[tuple[str, str]]) -> None:
+        """Delete keys and publish (channel, message) pairs in one round trip (a pipeline, no
+        transaction)."""
         if not keys and not messages:
             return
         pipe = self.client.pipeline(transaction=False)
         if keys:
             pipe.delete(*(self._k(k) for k in keys))
-        for message in messages:
+        for channel, message in messages:
             pipe.publish(self._k(channel), message)
         pipe.execute()
 

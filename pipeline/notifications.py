@@ -27,10 +27,14 @@ def listen(coordination: Coordination, stop: threading.Event) -> Iterator[dict[s
 
 def announce_persisted(coordination: Coordination, order_ids: Sequence[str],
                        changes: Sequence[Mapping[str, Any]]) -> None:
-    """After a batch's commit: drop the read cache of its orders and publish its status changes,
-    in one round trip to the coordination store."""
+    """After a batch's commit: drop the read cache of its orders (and tell every web process to
+    drop its hot copies) and publish its status changes, in one round trip to the coordination store."""
     from pipeline import read_cache
 
-    keys = [read_cache.key_for(order_id, view) for order_id in order_ids for view in read_cache.VIEWS]
-    coordination.delete_and_publish(keys, CHANNEL, [json.dumps(dict(change), sort_keys=True) for change in changes])
+    keys, invalidation = read_cache.invalidation(order_ids)
+    messages = [(CHANNEL, json.dumps(dict(change), sort_keys=True)) for change in changes]
+    try:
+        coordination.delete_and_publish(keys, [*invalidation, *messages])
+    finally:
+        read_cache.forget_in_process(order_ids)
 

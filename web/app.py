@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,10 +18,24 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 import settings as settings_module
-from web import (admin, admin_shipments, analytics_routes, customer, health, internal, notification_pages,
-                 notifications, openapi, pages, webhooks)
+from web import (
+    admin,
+    admin_shipments,
+    analytics_routes,
+    customer,
+    fast_reads,
+    health,
+    internal,
+    notification_pages,
+    notifications,
+    openapi,
+    pages,
+    read_store,
+    webhooks,
+)
 from web.caching import ETags
 from web.errors import RefuseNulCharacters, exception_handlers
 from web.idempotency import IdempotencyKeys
@@ -36,6 +50,7 @@ async def openapi_document(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
+    *fast_reads.routes,
     *customer.routes,
     *webhooks.routes,
     *admin.routes,
@@ -59,7 +74,19 @@ middleware = [
 ]
 
 
-def create_app(config: settings_module.Settings | None = None, *, boot: bool = True) -> Starlette:
+@contextlib.asynccontextmanager
+async def read_path() -> AsyncIterator[None]:
+    """The read path's part of this event loop: its Redis pool and invalidation listener start
+    before the first request and close at shutdown."""
+    path = read_store.current()
+    path.part()
+    try:
+        yield
+    finally:
+        await path.close_loop()
+
+
+def create_app(config: settings_module.Settings | None = None, *, boot: bool = True) -> ASGIApp:
     """The web app for these settings (default: the process's, read when it starts serving).
 
     With `boot=True` the lifespan boots the process and shuts it down afterwards; with
@@ -71,7 +98,8 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not boot:
-            yield
+            async with read_path():
+                yield
             return
         from pipeline import boot as boot_module
 
@@ -80,12 +108,15 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
             logger.warning("embedded mode (no REDIS_URL): this server runs no worker, so refreshes and webhooks "
                            "wait in its in-process queue; use `trackcache dev` to run everything in one process")
         try:
-            yield
+            async with read_path():
+                yield
         finally:
             await run_in_threadpool(boot_module.stop, booted)
 
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(),
-                     lifespan=lifespan)
+    # GET tracking reads and /healthz are answered by ReadFastPath around the app, before
+    # Starlette's own layers (its server-error middleware wraps every send) and the router.
+    return fast_reads.ReadFastPath(Starlette(routes=routes, middleware=middleware,
+                                             exception_handlers=exception_handlers(), lifespan=lifespan))
 
 
 app = create_app()

@@ -1,10 +1,10 @@
-"""Customer routes: `GET /api/customer/track-order` for guests (order id + email) and signed-in
-customers (a shop-signed bearer token), served from our store with ETags, rate limits, and
-background refreshes when the data is stale or a premium customer asks; `GET /api/customer/orders`
-lists a signed-in customer's own orders with their latest statuses."""
+"""Customer routes: the rules of `GET /api/customer/track-order` for guests (order id + email)
+and signed-in customers (a shop-signed bearer token), whose answers `web.fast_reads` serves from
+our store with ETags, rate limits, and background refreshes when the data is stale or a premium
+customer asks; `GET /api/customer/orders` lists a signed-in customer's own orders with their
+latest statuses."""
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,12 +14,11 @@ from starlette.routing import Route
 
 from pipeline import runtime
 from pipeline.registration import ORDER_ID_PATTERN
-from web import listing, ratelimit, reads, shipment_queries, views
+from web import listing, ratelimit, shipment_queries, views
 from web.admin import read_json_object
-from web.auth import client_address, require_customer
+from web.auth import Customer, require_customer
 from web.database import call
 from web.errors import ApiError
-from web.metrics import record_read
 
 GUEST_NOT_FOUND = "no order matches this order id and email"
 CUSTOMER_NOT_FOUND = "no order of this customer has this order id"
@@ -60,17 +59,6 @@ def parse_track_query(params: Mapping[str, str]) -> TrackQuery:
     return TrackQuery(order_id=order_id, email=email or None, wants_refresh=refresh in _TRUE)
 
 
-async def track_order(request: Request) -> Response:
-    """GET: the query string carries the order id and, for guests, the email (kept for older
-    clients; discouraged, since URLs end up in logs and browser history)."""
-    return await answer_tracking_read(request, parse_track_query(request.query_params))
-
-
-async def track_order_by_body(request: Request) -> Response:
-    """POST: the same read with a JSON body, so the email never appears in a URL."""
-    return await answer_tracking_read(request, parse_track_query(await track_query_body(request)))
-
-
 async def track_query_body(request: Request) -> dict[str, str]:
     """The JSON body of `POST /api/customer/track-order` as query-like strings.
 
@@ -101,41 +89,29 @@ async def track_query_body(request: Request) -> dict[str, str]:
     return params
 
 
-async def answer_tracking_read(request: Request, query: TrackQuery) -> Response:
-    started = time.perf_counter()
-    customer = require_customer(request)
+def check_track_query(query: TrackQuery, customer: Customer | None) -> None:
+    """Who may ask what: guests give the order's email, only premium customers ask for refreshes.
+
+    Raises:
+        ApiError: 422 for a guest without email, 403 for a refresh asked by anyone else.
+    """
     if customer is None and query.email is None:
         raise ApiError(422, "validation_failed", "guests must give the order's email (or sign in)",
                        fields={"email": "is required for guests"})
     if query.wants_refresh and (customer is None or not customer.is_premium):
         raise ApiError(403, "premium_required", "refresh=1 is for signed-in premium customers")
-    rt = runtime.current()
-    config = rt.config
-    audience = views.GUEST if customer is None else views.CUSTOMER
-    if customer is None:
-        key, limit = ratelimit.guest_key(client_address(request)), config.guest_rate_limit
-    else:
-        key, limit = ratelimit.customer_key(customer.customer_id), config.customer_rate_limit
-    verdict = await call(ratelimit.charge, rt.coordination, key, limit=limit)
-    if not verdict.is_allowed:
-        raise ApiError(429, "rate_limited", f"too many tracking lookups; try again in {verdict.retry_after} s",
-                       headers=verdict.headers())
-    outcome = await call(reads.read_order, query.order_id, email=query.email, customer=customer,
-                         wants_refresh=query.wants_refresh)
-    record_read(audience, time.perf_counter() - started, is_cache_hit=outcome.is_cache_hit)
-    if not outcome.is_found:
-        if config.failed_lookup_cost > 1:
-            verdict = await call(ratelimit.charge, rt.coordination, key, limit=limit,
-                                 cost=config.failed_lookup_cost - 1)
-        raise ApiError(404, "not_found", GUEST_NOT_FOUND if customer is None else CUSTOMER_NOT_FOUND,
-                       headers={k: v for k, v in verdict.headers().items() if k != "Retry-After"})
-    etag = views.etag_for(outcome.view)
-    headers = {"ETag": etag, "Cache-Control": f"private, max-age={config.customer_max_age}",
-               "Vary": "Authorization", **verdict.headers()}
-    if not query.wants_refresh and views.matches_etag(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    body = views.with_data_age(outcome.view, rt.now()) | {"refresh": outcome.refresh}
-    return JSONResponse(body, headers=headers)
+
+
+def found_headers(etag: str, verdict: ratelimit.Verdict, max_age: int) -> dict[str, str]:
+    """The headers of a found order's answer (200 or 304)."""
+    return {"ETag": etag, "Cache-Control": f"private, max-age={max_age}", "Vary": "Authorization",
+            **verdict.headers()}
+
+
+def not_found_error(customer: Customer | None, verdict: ratelimit.Verdict) -> ApiError:
+    """The one answer for an unknown order and an order that is not the asker's."""
+    return ApiError(404, "not_found", GUEST_NOT_FOUND if customer is None else CUSTOMER_NOT_FOUND,
+                    headers={k: v for k, v in verdict.headers().items() if k != "Retry-After"})
 
 
 async def customer_orders(request: Request) -> Response:
@@ -165,7 +141,5 @@ async def customer_orders(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/customer/track-order", track_order, methods=["GET"], name="track_order"),
-    Route("/api/customer/track-order", track_order_by_body, methods=["POST"], name="track_order_by_body"),
     Route("/api/customer/orders", customer_orders, methods=["GET"], name="customer_orders"),
 ]

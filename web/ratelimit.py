@@ -41,6 +41,20 @@ def customer_key(customer_id: str) -> str:
     return f"ratelimit:customer:{customer_id}"
 
 
+def verdict_of(used: int, limit: int, ttl_seconds: float | None, *, window_seconds: int = WINDOW_SECONDS) -> Verdict:
+    """The verdict for a window that holds `used` units and ends in `ttl_seconds` (None: unknown)."""
+    retry_after = 0
+    if used > limit:
+        left = ttl_seconds if ttl_seconds is not None else window_seconds
+        retry_after = min(window_seconds, max(1, math.ceil(left)))
+    return Verdict(is_allowed=used <= limit, limit=limit, used=used, retry_after=retry_after)
+
+
+def open_verdict(limit: int) -> Verdict:
+    """The verdict when the count cannot be taken: let through (see `charge`)."""
+    return Verdict(is_allowed=True, limit=limit, used=0, retry_after=0)
+
+
 def charge(coordination: Coordination, key: str, *, limit: int, cost: int = 1,
            window_seconds: int = WINDOW_SECONDS) -> Verdict:
     """Count `cost` units against a key's window; refused once the window holds more than `limit`.
@@ -50,11 +64,8 @@ def charge(coordination: Coordination, key: str, *, limit: int, cost: int = 1,
     """
     try:
         used = coordination.incr(key, cost, ttl_seconds=window_seconds)
-        retry_after = 0
-        if used > limit:
-            left = coordination.ttl(key)
-            retry_after = min(window_seconds, max(1, math.ceil(left if left is not None else window_seconds)))
+        left = coordination.ttl(key) if used > limit else None
     except Exception as error:  # redis errors, OSError: fail open
         logger.warning("rate limit %s not counted, coordination store unavailable: %s", key, error)
-        return Verdict(is_allowed=True, limit=limit, used=0, retry_after=0)
-    return Verdict(is_allowed=used <= limit, limit=limit, used=used, retry_after=retry_after)
+        return open_verdict(limit)
+    return verdict_of(used, limit, left, window_seconds=window_seconds)

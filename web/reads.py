@@ -4,13 +4,13 @@ background refreshes a stale read or a premium customer's request triggers. Neve
 courier: refreshes go through the pipeline's queues."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import models
@@ -18,22 +18,22 @@ from models import Order, TrackingCache
 from pipeline import lanes, read_cache, runtime
 from pipeline import status as statuses
 from pipeline.coordination import Coordination
-from web import views
+from web import read_bodies, views
 from web.auth import Customer
 
 logger = logging.getLogger(__name__)
 
 # Compared against when the order does not exist, so "no such order" and "wrong email" cost the
 # same work (one keyed hash, one constant-time compare) and give the same answer.
-DUMMY_EMAIL_HASH = "0" * 64
+DUMMY_EMAIL_HASH = read_bodies.DUMMY_EMAIL_HASH
 # How long "no such order" is cached (registration invalidates it at once anyway).
 MISSING_TTL_SECONDS = 60
-ENVELOPE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class OrderDocument:
-    """What the read path knows about an order for one audience, cached as one JSON value."""
+    """What the read path knows about an order for one audience (cached in its final form, see
+    `to_ready`)."""
 
     exists: bool
     email_hash: str = DUMMY_EMAIL_HASH
@@ -45,23 +45,20 @@ class OrderDocument:
     # miss that failed the ownership check caches, so it costs what an unknown order costs.
     is_complete: bool = True
 
-    def to_json(self) -> bytes:
-        return json.dumps({"v": ENVELOPE_VERSION, "exists": self.exists, "email_hash": self.email_hash,
-                           "customer_id": self.customer_id, "view": self.view,
-                           "shipments": list(self.shipments), "complete": self.is_complete},
-                          separators=(",", ":")).encode("utf-8")
+    def to_ready(self) -> read_bodies.ReadyDocument:
+        """The read cache's final form of this document (answer body parts and ETag)."""
+        return read_bodies.ready_document(exists=self.exists, email_hash=self.email_hash,
+                                          customer_id=self.customer_id, view=self.view, shipments=self.shipments,
+                                          is_complete=self.is_complete)
 
     @classmethod
-    def from_json(cls, raw: bytes) -> OrderDocument | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("v") != ENVELOPE_VERSION:
-            return None
-        return cls(exists=bool(data["exists"]), email_hash=data.get("email_hash") or DUMMY_EMAIL_HASH,
-                   customer_id=data.get("customer_id"), view=data.get("view") or {},
-                   shipments=tuple(data.get("shipments") or ()), is_complete=data.get("complete", True) is not False)
+    def from_ready(cls, ready: read_bodies.ReadyDocument) -> OrderDocument:
+        return cls(exists=ready.exists, email_hash=ready.email_hash, customer_id=ready.customer_id,
+                   view=ready.view() if ready.exists and ready.is_complete else {},
+                   shipments=tuple({"id": s.id, "is_pollable": s.is_pollable,
+                                    "last_updated": None if s.last_updated is None else
+                                    views.iso(datetime.fromtimestamp(s.last_updated, UTC))} for s in ready.shipments),
+                   is_complete=ready.is_complete)
 
 
 # What a read did about refreshing the order's data (`refresh.state` in the answer).
@@ -120,14 +117,17 @@ def _cached_document(order_id: str, audience: str) -> OrderDocument | None:
     except Exception as error:  # Redis down: serve from the database
         logger.warning("read cache unavailable for order %s: %s", order_id, error)
         return None
-    return None if raw is None else OrderDocument.from_json(raw)
+    if raw is None:
+        return None
+    ready = read_bodies.ReadyDocument.from_bytes(raw)
+    return None if ready is None else OrderDocument.from_ready(ready)
 
 
 def _cache_document(order_id: str, audience: str, document: OrderDocument) -> None:
     rt = runtime.current()
     ttl = rt.config.read_cache_seconds if document.exists else min(MISSING_TTL_SECONDS, rt.config.read_cache_seconds)
     try:
-        read_cache.put(rt.coordination, order_id, audience, document.to_json(), ttl_seconds=ttl)
+        read_cache.put(rt.coordination, order_id, audience, document.to_ready().to_bytes(), ttl_seconds=ttl)
     except Exception as error:
         logger.warning("read cache not written for order %s: %s", order_id, error)
 
@@ -174,7 +174,9 @@ def is_guest_owner(document: OrderDocument, email: str, email_hash_key: str) -> 
     return is_same and document.exists
 
 
+@functools.lru_cache(maxsize=65_536)
 def _digest(text: str) -> bytes:
+    """A customer id's digest (remembered: hot customers ask again; same work whatever the answer)."""
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 

@@ -37,9 +37,16 @@ class RollingStats:
         self._cache: deque[tuple[float, bool]] = deque(maxlen=MAX_SAMPLES)
         self._errors: deque[tuple[float, int]] = deque(maxlen=MAX_SAMPLES)
 
-    def record_read(self, seconds: float) -> None:
+    def record_read(self, seconds: float, *, is_cache_hit: bool | None = None, status: int = 200) -> None:
+        """A read's latency, whether the read cache had it (when given) and its answer's status:
+        one lock, one clock."""
         with self._lock:
-            self._reads.append((self._clock(), seconds))
+            now = self._clock()
+            self._reads.append((now, seconds))
+            if is_cache_hit is not None:
+                self._cache.append((now, is_cache_hit))
+            if status >= 500 or status == 429:
+                self._errors.append((now, status))
 
     def record_cache(self, *, is_hit: bool) -> None:
         with self._lock:

@@ -36,11 +36,12 @@ def seen_client(uvicorn_options: dict[str, Any], peer: str, forwarded_for: str) 
 
 @pytest.fixture
 def serve_options(monkeypatch):
-    """Run `trackcache serve` in process up to uvicorn.run, and return the options it was given."""
-    import uvicorn
+    """Run `trackcache serve` in process up to starting the server (web.server.serve), and return
+    the uvicorn options it was given."""
+    from web import server
 
     captured: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: captured.update(options))
+    monkeypatch.setattr(server, "serve", lambda **arguments: captured.update(arguments["options"]) or 0)
     monkeypatch.setattr(cli, "require_production", lambda *a, **k: None)
     monkeypatch.setattr(cli, "require_current_schema", lambda *a, **k: None)
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)

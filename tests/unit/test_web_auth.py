@@ -147,3 +147,26 @@ def test_missing_wrong_or_stale_signatures_are_refused_with_the_reason(timestamp
 def test_without_a_webhook_secret_no_signature_is_accepted():
     assert "not configured" in auth.webhook_signature_problem("", str(NOW), auth.sign_webhook("", str(NOW), BODY),
                                                               BODY, now=NOW)
+
+
+def test_a_verified_token_is_still_refused_once_it_is_too_old_and_only_under_its_own_secret(monkeypatch):
+    # given a token read once (so remembered as verified)
+    token = auth.mint_customer_token(SECRET, "cust-remembered")
+    assert auth.read_customer_token(SECRET, token) == auth.Customer("cust-remembered")
+    assert auth.VERIFIED_TOKENS.get(SECRET, token) is not None
+    # then another secret does not accept it
+    with pytest.raises(auth.InvalidCustomerToken, match="not valid"):
+        auth.read_customer_token("another-secret-0123456789", token)
+    # and thirty-one days later it has expired, remembered or not
+    later = time.time() + 31 * 24 * 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(auth.InvalidCustomerToken, match="expired"):
+        auth.read_customer_token(SECRET, token)
+
+
+def test_the_verified_tokens_are_bounded():
+    tokens = auth.VerifiedTokens(max_entries=3)
+    for n in range(10):
+        tokens.put(SECRET, f"token-{n}", auth.Customer(f"c{n}"), 0)
+        assert len(tokens._entries) <= 3
+    assert tokens.get(SECRET, "token-9") == (auth.Customer("c9"), 0)
