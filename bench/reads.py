@@ -32,12 +32,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.databases import recreate_database
+from bench.markdown import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = 100_000
 HOT_ORDERS = 1_000  # the orders the load reads (customers asking about their recent orders)
 DATABASE = "trackcache_bench_reads"
-MARK_BEGIN, MARK_END = "<!-- bench-reads:begin -->", "<!-- bench-reads:end -->"
 SECRETS = {
     "TRACKING_ADMIN_TOKENS": "bench-admin-token-0123456789abcdef",
     "TRACKING_INTERNAL_API_KEY": "bench-internal-key-0123456789abcdef",
@@ -382,18 +382,6 @@ def report(rows: list[Row], rate: dict[str, float], args: argparse.Namespace) ->
     return "\n".join(lines)
 
 
-def write_benchmarks(section: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
-    block = f"{MARK_BEGIN}\n{section}\n{MARK_END}"
-    if MARK_BEGIN in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 # --- the servers' own entry points -----------------------------------------------------------------
 
 def serve_bare(port: int, workers: int) -> None:
@@ -430,7 +418,7 @@ def main() -> None:
     section = measure(args)
     print(section)
     if not args.no_write:
-        write_benchmarks(section)
+        write_section("bench-reads", section)
 
 
 if __name__ == "__main__":

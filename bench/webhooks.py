@@ -37,6 +37,7 @@ import psycopg2.extras
 import requests
 
 from bench.databases import recreate_database
+from bench.markdown import write_section
 from bench.webhook_load import load_number, webhook_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +49,6 @@ WORKER_THREADS = 4
 SECRET = "bench-webhook-secret-0123456789"
 CUSTOMER_SECRET = "bench-customer-secret-0123456789"
 DATABASE = "trackcache_bench_webhooks"
-MARK_BEGIN = "<!-- bench-webhooks:begin -->"
-MARK_END = "<!-- bench-webhooks:end -->"
 
 
 def pick(values: list[float], pct: float) -> float:
@@ -350,18 +349,6 @@ def table(results: list[RateResult], baseline: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def write_benchmarks(section: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\nFigures from `bench/`, newest run of each.\n"
-    block = f"{MARK_BEGIN}\n{section}\n{MARK_END}"
-    if MARK_BEGIN in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="500,1000,2000,3000")
@@ -441,7 +428,7 @@ def main() -> None:
                f"{args.duration:.0f} s, every webhook a new event. Latencies are from each request's scheduled send "
                f"time; persisted/s is counted in the database during the load.\n\n{body}\n\n"
                f"![backlog over time](docs/bench-webhooks-backlog.png)\n")
-    write_benchmarks(section)
+    write_section("bench-webhooks", section)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Fixtures for the integration tests: the pipeline stack of tests/stacks.py."""
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
+import pytest
+from private_services import PrivateRedis
 from stacks import build_stack
-from web_client import api, redis_api  # noqa: F401  (fixtures for the web tests)
+from web_client import Api, _client, api, redis_api  # noqa: F401  (fixtures for the web tests)
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -45,3 +47,18 @@ def broker_stack(request, postgres_url, redis_url):
         assert made.config.uses_rabbitmq
         yield made
         stop()
+
+
+@pytest.fixture
+def outage(postgres_url) -> Iterator[tuple[Api, PrivateRedis]]:
+    """The production shape on a Redis of its own, which the test may stop and start."""
+    redis = PrivateRedis().start()
+    made, stop = build_stack("redis", postgres_url, redis.url)
+    try:
+        for client in _client(made):
+            yield client, redis
+    finally:
+        if redis.process is None:
+            redis.start()  # let the worker and the broker close cleanly
+        stop()
+        redis.stop()

@@ -6,29 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterator
 
-import pytest
+from web_client import WEBHOOK_SECRET, database_down
 
 import models
 from models import AuditLog, TrackingCache, TrackingJob, WebhookInbox
-from private_services import PrivateRedis
-from stacks import build_stack
-from web_client import WEBHOOK_SECRET, Api, _client, database_down
-
-
-@pytest.fixture
-def outage(postgres_url) -> Iterator[tuple[Api, PrivateRedis]]:
-    redis = PrivateRedis().start()
-    made, stop = build_stack("redis", postgres_url, redis.url)
-    try:
-        for api in _client(made):
-            yield api, redis
-    finally:
-        if redis.process is None:
-            redis.start()  # let the worker and the broker close cleanly
-        stop()
-        redis.stop()
 
 
 def test_readyz_is_200_and_degraded_while_only_redis_is_down(outage):

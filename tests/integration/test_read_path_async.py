@@ -10,10 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from private_services import PrivateRedis
 from processes import free_port, start_cli, stop, wait_until
-from stacks import build_stack
-from web_client import CUSTOMER_SECRET, Api, _client, scan
+from web_client import CUSTOMER_SECRET, scan
 
 from models import TrackingCache
 from web.auth import mint_customer_token
@@ -80,20 +78,6 @@ def test_an_update_persisted_by_a_worker_is_served_by_two_web_processes_within_a
         time.sleep(0.01)
     assert set(seen_at) == set(two_web_processes), f"not served within 10 s: {seen_at}"
     assert max(seen_at.values()) < INVALIDATION_BOUND_SECONDS, seen_at
-
-
-@pytest.fixture
-def outage(postgres_url) -> Iterator[tuple[Api, PrivateRedis]]:
-    redis = PrivateRedis().start()
-    made, stop_stack = build_stack("redis", postgres_url, redis.url)
-    try:
-        for api in _client(made):
-            yield api, redis
-    finally:
-        if redis.process is None:
-            redis.start()  # let the worker and the broker close cleanly
-        stop_stack()
-        redis.stop()
 
 
 def test_reads_are_answered_from_postgresql_while_redis_is_down(outage):
