@@ -177,12 +177,8 @@ class ReadPath:
         if part is None:
             return
         for task in (part.listener, part.flush):
-            if task is not None and not task.done():
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+            if task is not None:
+                await stop_task(task)
         if part.listener is None:
             await part.store.close()
 
@@ -244,6 +240,18 @@ class ReadPath:
                 continue
             STORE_OUTAGE.recovered()
             self.charges.settle(batch, results, now=time.monotonic())
+
+
+async def stop_task(task: asyncio.Task[None], *, every: float = 0.5) -> None:
+    """Cancel `task` until it has ended. Once is not always enough: Python 3.11's asyncio.wait_for
+    swallows a cancellation that arrives as its inner call completes (the listener connecting to
+    Redis while a short-lived app shuts down), and the task then runs on; awaiting it once hung
+    the lifespan's shutdown."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("read path task %s ended with %r", task.get_name(), task.exception())
 
 
 class DeferredCharges:

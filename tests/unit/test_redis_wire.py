@@ -105,3 +105,30 @@ def test_the_next_command_reconnects_after_the_watchdog_aborted():
         return reply, connections
     reply, connections = run(scenario)
     assert reply == b"PONG" and connections == [1]
+
+
+# --- stopping the read path's tasks ----------------------------------------------------------------
+
+def test_a_task_that_swallows_its_first_cancellation_is_still_stopped():
+    from web.read_store import stop_task
+
+    async def scenario() -> int:
+        cancellations = 0
+
+        async def stubborn() -> None:  # as a listener whose wait_for swallowed the cancellation
+            nonlocal cancellations
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    cancellations += 1
+                    if cancellations > 1:
+                        raise
+
+        task = asyncio.get_running_loop().create_task(stubborn())
+        await asyncio.sleep(0)
+        await asyncio.wait_for(stop_task(task, every=0.05), 5)
+        assert task.cancelled()
+        return cancellations
+
+    assert run(scenario) == 2

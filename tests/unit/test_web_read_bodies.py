@@ -163,3 +163,4 @@ def test_deferred_charges_that_could_not_be_sent_are_let_go_and_a_window_ends():
     assert charges.charge("c", cost=1, limit=10, now=49.0).used == 10
     charges.settle(charges.take_batch(), [Charged(used=10, ttl_seconds=1.0, document=None)], now=49.0)
     assert charges.charge("c", cost=1, limit=10, now=50.5).used == 1  # the window ended
+
