@@ -117,7 +117,12 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=30.0, help="seconds to wait for answers after the load")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    outcome = asyncio.run(run(args))
+    try:  # the generator's own CPU is taken from the machine it measures: the faster loop if present
+        import uvloop
+    except ImportError:
+        outcome = asyncio.run(run(args))
+    else:
+        outcome = uvloop.run(run(args))
     with open(args.out, "w") as handle:
         json.dump(outcome, handle)
 
