@@ -625,27 +625,55 @@ def insert_values(model: type[BaseModel], columns: Sequence[str], rows: Sequence
     return sql, [field.db_value(row[field.name]) for row in rows for field in fields]
 
 
-def require_durable_commit() -> None:
-    """Inside a transaction on PostgreSQL: its COMMIT returns only once the commit is on disk
-    (`synchronous_commit` on for this transaction alone), whatever the server or session default.
-    For writes whose success is promised to someone else, e.g. a webhook answered 200: with
-    `synchronous_commit = off`, a crash can lose commits the client was already told about."""
-    if is_postgres():
-        database.execute_sql("SET LOCAL synchronous_commit TO on")
+# Sent before a write whose success is promised to someone else (a webhook answered 200): its
+# commit returns only once it is on disk, whatever the server or session default (with
+# `synchronous_commit = off` a crash can lose commits the client was already told about).
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
 
 
-def insert_inbox_rows(rows: Sequence[dict[str, object]], *, keyed: bool = True) -> Any:
-    """Insert inbox rows in one statement inside the caller's transaction. With `keyed`, rows whose
-    (courier, event id) is stored already are skipped (`ON CONFLICT DO NOTHING`) and the result maps
-    (courier, event id) to the new row's id; otherwise the new ids come back in the order given."""
+_INBOX_RETURNING = " RETURNING id, courier, external_event_id"
+
+
+def store_inbox_group(keyed: Sequence[dict[str, object]], rejected: Sequence[dict[str, object]]
+                      ) -> tuple[dict[tuple[str, str], int], list[int]]:
+    """Insert one group of inbox rows, committed durably as one transaction: `keyed` rows whose
+    (courier, event id) is stored already are skipped (`ON CONFLICT DO NOTHING`), `rejected` rows
+    are kept as they are. Returns {(courier, event id): new id} of the keyed rows stored and the
+    new ids of the rejected rows in the order given. Nothing is stored if it raises.
+
+    On PostgreSQL this is one round trip: `SET LOCAL synchronous_commit TO on; INSERT ...`
+    (with both inserts in one statement when there are rejected rows) sent as one query, which
+    PostgreSQL runs as one implicit transaction; no BEGIN or COMMIT of their own. Elsewhere (SQLite)
+    the inserts run in a write transaction."""
+    if not is_postgres():
+        with write_transaction():
+            stored_rows = _run_inbox_insert(keyed, keyed=True)
+            refused_rows = _run_inbox_insert(rejected, keyed=False)
+        return ({(courier, event_id): row_id for row_id, courier, event_id in stored_rows},
+                sorted(row_id for row_id, _, _ in refused_rows))
+    ctes: list[str] = []
+    selects: list[str] = []
+    params: list[Any] = []
+    for name, rows, conflict in (("keyed", keyed, " ON CONFLICT DO NOTHING"), ("refused", rejected, "")):
+        if rows:
+            sql, row_params = insert_values(WebhookInbox, _INBOX_COLUMNS, rows)
+            ctes.append(f"{name} AS ({sql}{conflict}{_INBOX_RETURNING})")
+            selects.append(f"SELECT {name == 'keyed'}, id, courier, external_event_id FROM {name}")
+            params.extend(row_params)
+    if not ctes:
+        return {}, []
+    returned = database.execute_sql(f"{DURABLE_COMMIT}; WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}",
+                                    params).fetchall()
+    stored = {(courier, event_id): row_id for is_keyed, row_id, courier, event_id in returned if is_keyed}
+    return stored, sorted(row_id for is_keyed, row_id, _, _ in returned if not is_keyed)
+
+
+def _run_inbox_insert(rows: Sequence[dict[str, object]], *, keyed: bool) -> list[tuple[int, str, str]]:
     if not rows:
-        return {} if keyed else []
+        return []
     sql, params = insert_values(WebhookInbox, _INBOX_COLUMNS, rows)
-    sql += (" ON CONFLICT DO NOTHING" if keyed else "") + " RETURNING id, courier, external_event_id"
-    returned = database.execute_sql(sql, params).fetchall()
-    if keyed:
-        return {(courier, event_id): row_id for row_id, courier, event_id in returned}
-    return [row_id for row_id, _, _ in sorted(returned)]
+    return database.execute_sql(sql + (" ON CONFLICT DO NOTHING" if keyed else "") + _INBOX_RETURNING,
+                                params).fetchall()
 
 
 def claim_inbox_rows(now: datetime, *, limit: int, lease: timedelta) -> list[WebhookInbox]:

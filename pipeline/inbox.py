@@ -75,10 +75,11 @@ def store_webhooks(entries: Sequence[tuple[str, InboxEntry]], *, now: datetime) 
     what became of each: accepted (with its inbox id), duplicate (its event id is stored already,
     by an earlier group or earlier in this one) or rejected (kept as rejected with the reason).
 
-    One multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` for the new events, one more
-    `INSERT` when the group holds rejected bodies, committed durably (synchronous_commit on for
-    this transaction, whatever the server's default). Raises whatever the database raises: then
-    nothing of the group is stored."""
+    One multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` for the new events (and, in the
+    same statement, one for rejected bodies), committed durably (synchronous_commit on for this
+    transaction, whatever the server's default) in one round trip on PostgreSQL
+    (`models.store_inbox_group`). Raises whatever the database raises: then nothing of the group
+    is stored."""
     first_of: dict[tuple[str, str], int] = {}
     new_rows: list[dict[str, Any]] = []
     rejected_rows: list[dict[str, Any]] = []
@@ -95,10 +96,8 @@ def store_webhooks(entries: Sequence[tuple[str, InboxEntry]], *, now: datetime) 
         new_rows.append({"courier": courier, "topic": entry.topic, "external_event_id": entry.external_event_id,
                          "raw_body": entry.raw_text, "received_at": now, "processed_at": None,
                          "status": models.INBOX_PENDING, "error": None})
-    with models.database.atomic():
-        models.require_durable_commit()  # the courier is told 200 only for a row that survives a crash
-        stored = models.insert_inbox_rows(new_rows)
-        rejected_ids = models.insert_inbox_rows(rejected_rows, keyed=False) if rejected_rows else []
+    # Durable (the courier is told 200 only for a row that survives a crash), one round trip.
+    stored, rejected_ids = models.store_inbox_group(new_rows, rejected_rows)
     results: list[Received] = []
     rejected_iter = iter(rejected_ids)
     for index, (courier, entry) in enumerate(entries):

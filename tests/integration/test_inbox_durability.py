@@ -13,18 +13,24 @@ from pipeline import inbox
 def test_the_inbox_commits_durably_even_when_the_session_default_is_asynchronous(redis_stack, monkeypatch):
     models.database.connect(reuse_if_open=True)
     models.database.execute_sql("SET synchronous_commit TO off")  # as a server tuned for speed would be
-    seen: list[str] = []
-    original = models.insert_inbox_rows
+    sent: list[str] = []
+    original = models.database.execute_sql
 
-    def watching(rows, **kwargs):
-        seen.append(models.database.execute_sql("SHOW synchronous_commit").fetchone()[0])
-        return original(rows, **kwargs)
+    def watching(sql, params=None):
+        sent.append(sql)
+        return original(sql, params)
 
-    monkeypatch.setattr(models, "insert_inbox_rows", watching)
-    entry = inbox.InboxEntry('{"uuid": "durable-1"}', "shipment.tracking.update", "durable-1")
-    received = inbox.store_webhooks([("easyparcel", entry)], now=datetime.now(UTC))
-    assert received[0].outcome == inbox.ACCEPTED
-    assert seen == ["on"], "the inbox row was committed asynchronously"
-    # Only that transaction: the session's own setting is untouched.
+    monkeypatch.setattr(models.database.obj, "execute_sql", watching)
+    entries = [("easyparcel", inbox.InboxEntry('{"uuid": "durable-1"}', "shipment.tracking.update", "durable-1")),
+               ("easyparcel", inbox.InboxEntry("not json", None, None, "the body is not valid JSON"))]
+    received = inbox.store_webhooks(entries, now=datetime.now(UTC))
+    monkeypatch.undo()
+    assert [r.outcome for r in received] == [inbox.ACCEPTED, inbox.REJECTED]
+    # One round trip: the durable-commit setting and both inserts go as one query, which
+    # PostgreSQL runs as one implicit transaction ...
+    assert len(sent) == 1 and sent[0].startswith(models.DURABLE_COMMIT + "; WITH ")
+    # ... in which SET LOCAL holds, for that transaction only.
+    inside = original(f"{models.DURABLE_COMMIT}; SELECT current_setting('synchronous_commit')").fetchone()[0]
+    assert inside == "on", "the inbox row would be committed asynchronously"
     assert models.database.execute_sql("SHOW synchronous_commit").fetchone()[0] == "off"
     models.database.execute_sql("SET synchronous_commit TO on")

@@ -54,15 +54,16 @@ def inbox_count() -> int:
 
 def test_a_failed_group_commit_answers_503_to_every_request_of_the_group_and_stores_none(api, monkeypatch):
     # given a commit that fails after its INSERT ran (the transaction is rolled back)
-    real_insert = models.insert_inbox_rows
+    real_store = models.store_inbox_group
     group_sizes: list[int] = []
 
-    def insert_then_fail(rows, **kwargs):
-        real_insert(rows, **kwargs)
-        group_sizes.append(len(rows))
-        raise peewee.OperationalError("server closed the connection unexpectedly")
+    def insert_then_fail(keyed, rejected):
+        with models.database.atomic():
+            real_store(keyed, rejected)
+            group_sizes.append(len(keyed))
+            raise peewee.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(models, "insert_inbox_rows", insert_then_fail)
+    monkeypatch.setattr(models, "store_inbox_group", insert_then_fail)
     bodies = [json.dumps({"uuid": f"group-fail-{i}", "topic": "shipment.tracking.update"}).encode() for i in range(8)]
     # when eight webhooks arrive within the group window
     with configured(webhook_group_window_ms=300):
@@ -72,7 +73,7 @@ def test_a_failed_group_commit_answers_503_to_every_request_of_the_group_and_sto
     assert [a.status_code for a in answers] == [503] * 8
     assert {a.json()["error"] for a in answers} == {"database_unavailable"}
     assert all("retry-after" in a.headers for a in answers)
-    monkeypatch.setattr(models, "insert_inbox_rows", real_insert)
+    monkeypatch.setattr(models, "store_inbox_group", real_store)
     assert inbox_count() == 0
     # and the courier's retry of the same webhooks is stored normally
     assert {a.status_code for a in post_together(api, bodies)} == {200}
@@ -80,14 +81,14 @@ def test_a_failed_group_commit_answers_503_to_every_request_of_the_group_and_sto
 
 
 def test_a_duplicate_inside_one_group_and_across_groups_is_stored_once(api, monkeypatch):
-    real_insert = models.insert_inbox_rows
+    real_store = models.store_inbox_group
     group_sizes: list[int] = []
 
-    def counting_insert(rows, **kwargs):
-        group_sizes.append(len(rows))
-        return real_insert(rows, **kwargs)
+    def counting_insert(keyed, rejected):
+        group_sizes.append(len(keyed))
+        return real_store(keyed, rejected)
 
-    monkeypatch.setattr(models, "insert_inbox_rows", counting_insert)
+    monkeypatch.setattr(models, "store_inbox_group", counting_insert)
     same = json.dumps({"uuid": "dup-1", "topic": "shipment.tracking.update"}).encode()
     other = json.dumps({"uuid": "dup-2", "topic": "shipment.tracking.update"}).encode()
     no_uuid = json.dumps({"topic": "shipment.status.update", "awb_number": "EPX1"}).encode()  # body hash
