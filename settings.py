@@ -633,6 +633,10 @@ class Settings:
                                       "Most webhooks one group commit of the receiver stores.")
     inbox_batch_size: int = _setting("TRACKING_INBOX_BATCH_SIZE", _positive_int, "300",
                                      "Most inbox rows one drain claims and persists as one batch.")
+    inbox_drains_per_process: int = _setting("TRACKING_INBOX_DRAINS_PER_PROCESS", _positive_int, "1",
+                                             "Inbox drains a worker process runs at once (the webhook queue's "
+                                             "prefetch with the Redis and RabbitMQ brokers); its other threads "
+                                             "stay free for polls, manual refreshes and notifications.")
     inbox_nudge_ms: int = _setting("TRACKING_INBOX_NUDGE_MS", _non_negative_int, "50",
                                    "Milliseconds between the drain messages a web process sends after its "
                                    "group commits (the last commit of a burst is always followed by one).")

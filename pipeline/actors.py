@@ -222,18 +222,36 @@ def _after_persist(rt: runtime.Runtime, courier: str, trigger: str, report: stor
 
 # --- the webhook inbox drain ---------------------------------------------------------------------
 
+# How long one drain message keeps claiming while its claims come back full (a backlog).
+DRAIN_RUN_SECONDS = 5.0
+
+
 def drain_stage() -> None:
     """Claim a batch of pending inbox rows (oldest first) and take it through parse -> diff ->
     persist in this one message: one claim, then per courier one locked read, the pure merge and
-    one bulk write. A full batch sends the next drain first, so another worker takes the next
-    batch meanwhile; an empty claim ends the chain."""
+    one bulk write. While the claims come back full (a backlog) it claims again, for up to
+    DRAIN_RUN_SECONDS; its first full claim sends the next drain message, so another process joins
+    in. An empty or partial claim ends the chain. A worker process takes at most
+    TRACKING_INBOX_DRAINS_PER_PROCESS drain messages at once (the webhook queue's prefetch,
+    pipeline.broker.cap_prefetch)."""
     rt = runtime.current()
     config = rt.config
-    rows, given_up = inbox.claim_batch(rt.now(), limit=config.inbox_batch_size,
-                                       lease=timedelta(seconds=config.inbox_lease_seconds),
-                                       max_claims=config.inbox_max_claims)
-    if len(rows) + len(given_up) >= config.inbox_batch_size:
-        enqueue_drain()
+    started = time.monotonic()
+    sent_next = False
+    while True:
+        rows, given_up = inbox.claim_batch(rt.now(), limit=config.inbox_batch_size,
+                                           lease=timedelta(seconds=config.inbox_lease_seconds),
+                                           max_claims=config.inbox_max_claims)
+        is_full = len(rows) + len(given_up) >= config.inbox_batch_size
+        if is_full and not sent_next:
+            enqueue_drain()
+            sent_next = True
+        _persist_claimed(rt, rows)
+        if not is_full or time.monotonic() - started >= DRAIN_RUN_SECONDS:
+            return
+
+
+def _persist_claimed(rt: runtime.Runtime, rows: list[Any]) -> None:
     by_courier: dict[str, list[Any]] = {}
     for row in rows:
         by_courier.setdefault(row.courier, []).append(row)

@@ -43,3 +43,16 @@ def test_a_broker_url_must_be_amqp_or_redis():
 def test_rabbitmq_without_redis_is_not_a_production_setup():
     problems = config(TRACKING_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/%2F").production_problems()
     assert any("TRACKING_BROKER_URL needs REDIS_URL" in problem for problem in problems)
+
+
+@pytest.mark.parametrize("drains", [1, 3])
+def test_a_worker_process_holds_at_most_the_configured_drain_messages_and_other_lanes_keep_theirs(drains):
+    built = broker_module.build_broker(config(REDIS_URL="redis://127.0.0.1:6379/0",
+                                              TRACKING_INBOX_DRAINS_PER_PROCESS=str(drains)))
+    try:
+        # as dramatiq.Worker asks for each queue's consumer: twice its threads (here 4 threads)
+        webhook = built.consume(queue_name=LANES["webhook"].queue_name, prefetch=8, timeout=1000)
+        manual = built.consume(queue_name=LANES["manual"].queue_name, prefetch=8, timeout=1000)
+        assert (webhook.prefetch, manual.prefetch) == (drains, 8)
+    finally:
+        broker_module.close(built)
