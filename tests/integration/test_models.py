@@ -40,7 +40,6 @@ SEED_COLUMNS = {
 
 SEED_INDEXES = {
     "tracking_cache": {
-        "idx_tracking_cache_order_id", "idx_tracking_cache_tracking_number",
         "idx_tracking_cache_next_update", "idx_tracking_cache_active", "idx_tracking_active_updates",
         "idx_tracking_order_lookup", "idx_tracking_number_lookup",
     },
@@ -72,6 +71,11 @@ def test_seed_indexes_exist_and_the_strategy_indexes_are_partial_where_the_seed_
         assert expected <= names, (table, expected - names)
     by_name = {index.name: index for index in db.get_indexes("tracking_cache")}
     assert "WHERE" in by_name["idx_tracking_active_updates"].sql.upper()
+    # The seed's single-column indexes on order_id and courier_tracking_number duplicated the
+    # lookup indexes (same leading column) and cost every shipment update: dropped by m0010.
+    assert by_name["idx_tracking_order_lookup"].columns[0] == "order_id"
+    assert by_name["idx_tracking_number_lookup"].columns[0] == "courier_tracking_number"
+    assert not {"idx_tracking_cache_order_id", "idx_tracking_cache_tracking_number"} & set(by_name)
     jobs = {index.name: index for index in db.get_indexes("tracking_job_queue")}
     assert "WHERE" in jobs["idx_job_queue_processing"].sql.upper()
     unique = [index for index in db.get_indexes("tracking_cache") if index.unique and not index.name.endswith("pkey")]
