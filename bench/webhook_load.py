@@ -32,18 +32,14 @@ def webhook_body(number: str, uuid: str, sequence: int, text: str = "Arrived at 
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("closed")
-    status = int(status_line.split()[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
+    """The status of one HTTP/1.1 response, its body read past (two reads: head, body)."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as error:
+        raise ConnectionError("closed") from error
+    status = int(head[9:12])
+    at = head.lower().find(b"\r\ncontent-length:")
+    length = int(head[at + 17:head.index(b"\r\n", at + 2)]) if at >= 0 else 0
     if length:
         await reader.readexactly(length)
     return status
@@ -55,9 +51,7 @@ async def _connection(host: str, port: int, path: bytes, queue: asyncio.Queue, r
         item = await queue.get()
         if item is None:
             break
-        scheduled, body = item
-        request = (b"POST " + path + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        scheduled, request = item
         status = 0
         for _ in range(2):  # one reconnect if the server closed an idle connection
             try:
@@ -73,6 +67,14 @@ async def _connection(host: str, port: int, path: bytes, queue: asyncio.Queue, r
         results.append((scheduled, time.time(), status))
 
 
+def _request(path: bytes, index: int, args: argparse.Namespace) -> bytes:
+    """The whole HTTP request of this process's `index`th webhook."""
+    sequence = index * args.stride + args.offset
+    body = webhook_body(load_number(sequence % args.shipments), f"{args.label}-{sequence}", args.sequence_base + sequence)
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
 async def run(args: argparse.Namespace) -> dict:
     queue: asyncio.Queue = asyncio.Queue()
     results: list = []
@@ -80,16 +82,14 @@ async def run(args: argparse.Namespace) -> dict:
     workers = [asyncio.create_task(_connection("127.0.0.1", args.port, path, queue, results))
                for _ in range(args.connections)]
     total = int(args.rate * args.duration)
+    requests = [_request(path, i, args) for i in range(total)]  # built before the start: not timed
     sent = 0
     await asyncio.sleep(max(0.0, args.start_at - time.time()))
     start = args.start_at
     while sent < total:
         due = min(total, int((time.time() - start) * args.rate) + 1)
         while sent < due:
-            sequence = sent * args.stride + args.offset
-            number = load_number(sequence % args.shipments)
-            body = webhook_body(number, f"{args.label}-{sequence}", args.sequence_base + sequence)
-            queue.put_nowait((start + sent / args.rate, body))
+            queue.put_nowait((start + sent / args.rate, requests[sent]))
             sent += 1
         await asyncio.sleep(0.001)
     for _ in workers:

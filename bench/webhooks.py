@@ -254,7 +254,7 @@ def run_rate(rate: int, duration: float, *, port: int, monitor: Monitor, tokens:
              sequence_base: int) -> RateResult:
     result = RateResult(rate=rate)
     generators = 2
-    start_at = time.time() + 2
+    start_at = time.time() + 4  # the generators build their requests before it
     outs = [workdir / f"load-{rate}-{g}.json" for g in range(generators)]
     monitor.start()
     probes = Probes(f"http://127.0.0.1:{port}", tokens, label=str(rate), sequence_base=sequence_base)
