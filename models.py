@@ -15,6 +15,7 @@ import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Sequence
 
+import orjson
 import peewee
 from peewee import (
     SQL,
@@ -446,6 +447,7 @@ def open_database(url: str, *, max_connections: int = 20) -> peewee.Database:
         )
     from playhouse.pool import PooledPostgresqlDatabase
 
+    _read_json_with_orjson()
     params = parse(url)
     name = params.pop("database")
     return PooledPostgresqlDatabase(
@@ -558,8 +560,41 @@ _SHIPMENT_WRITE_COLUMNS = (
 def _plain_db_value(field: peewee.Field, value: object) -> object:
     """A field's value as a plain parameter (JSON as text, which both databases cast)."""
     if isinstance(field, JSONField):
-        return None if value is None else json.dumps(value)
+        return None if value is None else json_text(value)
     return field.db_value(value)
+
+
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def json_text(value: object) -> str:
+    """`json.dumps(value)`'s JSON, written by orjson (several times faster: a shipment's events
+    are written at every merge). Whatever orjson will not write as the standard library would
+    (non-string keys, datetimes, dataclasses, lone surrogates) goes to json.dumps, which writes or
+    refuses it as before."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_STRICT).decode("utf-8")
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_value(text: str | bytes) -> Any:
+    """`json.loads(text)` by orjson, or by the standard library for what orjson refuses (integers
+    beyond 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        return json.loads(text)
+
+
+def _read_json_with_orjson() -> None:
+    """psycopg2 decodes json and jsonb columns with `json_value` (in every connection of this
+    process): a shipment's events are read back at every merge, and the standard library's
+    decoder was about 7% of a drain's CPU at 20 events per shipment."""
+    import psycopg2.extras
+
+    psycopg2.extras.register_default_json(globally=True, loads=json_value)
+    psycopg2.extras.register_default_jsonb(globally=True, loads=json_value)
 
 
 def bulk_update_shipments(rows: Sequence[TrackingCache]) -> None:

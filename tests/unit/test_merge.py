@@ -162,3 +162,23 @@ def test_an_event_dated_far_ahead_of_now_is_kept_but_does_not_count_as_news():
     again = merge_updates(state, [TrackingUpdate(courier="fake", tracking_number="X1", events=(skewed,))],
                           max_events=50, now=now).state
     assert again.last_event_at == skewed.time
+
+
+@given(st.integers(0, 10**7), st.integers(0, 999_999), st.sampled_from([None, S.IN_TRANSIT, S.DELIVERED]),
+       st.text(max_size=30), st.one_of(st.none(), st.text(max_size=5)))
+def test_a_stored_event_reads_back_with_the_same_time_text_and_fingerprint(seconds, micros, status, text, code):
+    original = TrackingEvent(time=T0 + timedelta(seconds=seconds, microseconds=micros), raw_text=text,
+                             status=status, raw_code=code)
+    stored = original.to_dict()
+    read = TrackingEvent.from_dict(stored)
+    # the stored time text and fingerprint are taken, and they are what the event computes itself
+    fresh = TrackingEvent(time=read.time, raw_text=read.raw_text, status=read.status, raw_code=read.raw_code)
+    assert (read.time_iso, read.fingerprint) == (fresh.time_iso, fresh.fingerprint) == (stored["time"],
+                                                                                          stored["fingerprint"])
+    assert read == original and read.to_dict() == stored
+
+
+def test_an_event_stored_without_a_fingerprint_or_in_another_time_form_gets_both_computed():
+    read = TrackingEvent.from_dict({"time": "2026-04-23T10:00:00+08:00", "raw_text": "Picked up"})
+    assert read.time_iso == "2026-04-23T02:00:00Z"
+    assert read.fingerprint == TrackingEvent(time=T0, raw_text="Picked up").fingerprint
