@@ -217,3 +217,16 @@ def test_concurrent_claimers_never_claim_the_same_row(db):
     claimed = [row_id for mine in results for row_id in mine]
     assert len(claimed) == 300
     assert len(set(claimed)) == 300
+
+
+def test_a_shipments_events_are_compressed_with_lz4_where_postgresql_has_it(db):
+    versions = {row[0] for row in db.execute_sql("SELECT version FROM schema_migrations")}
+    assert "0011" in versions, versions
+    if not models.is_postgres(db):
+        return  # SQLite compresses nothing: the migration is recorded and does nothing there
+    from migrations.m0011_lz4_shipment_events import has_lz4
+
+    rows = db.execute_sql("SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'tracking_cache'::regclass "
+                          "AND attname IN ('tracking_events', 'last_api_response')").fetchall()
+    expected = "l" if has_lz4(db) else ""
+    assert dict(rows) == {"tracking_events": expected, "last_api_response": expected}
