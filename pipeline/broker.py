@@ -97,8 +97,8 @@ def cap_prefetch(broker: dramatiq.Broker, caps: dict[str, int]) -> None:
     are inbox drains, that is how many drains a process runs at once; the rest stay in the broker
     for the other processes. Measured at 2,000 webhooks/s on 2 cores (`make bench-webhooks`): with
     eight drains at once (2 processes x 4 threads) the drains, their database sessions, the
-    receivers and PostgreSQL fought over the cores, and the receivers' answers waited seconds;
-    with one drain per process the p50 was tens of milliseconds and more rows were persisted."""
+    receivers and PostgreSQL fought over the cores, and the receivers' answers waited seconds
+    (POST p99 33 s in a whole run); with one drain per process it was 0.5 s (BENCHMARKS.md)."""
     consume = broker.consume
 
     def capped_consume(queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:

@@ -91,8 +91,8 @@ class TrackingEvent:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackingEvent:
-        """The event `to_dict` gave. Its stored time text and fingerprint are taken as they are
-        (not computed again: a stored shipment's events are read back at every merge, and that
+        """The event `to_dict` gave. A stored fingerprint and the time text stored with it are
+        taken as they are (not computed again: a stored shipment's events are read back at every merge, and that
         was a fifth of a drain's CPU at 20 events per shipment); the fingerprint's definition has
         not changed since the first stored event, and changing it would need a migration that
         rewrites stored events."""
@@ -100,11 +100,10 @@ class TrackingEvent:
         assert time is not None
         event = cls(time=time, raw_text=data.get("raw_text") or "", status=data.get("status"),
                     raw_code=data.get("raw_code"), location=data.get("location"))
-        if isinstance(data["time"], str) and data["time"].endswith("Z"):
-            event.__dict__["time_iso"] = data["time"]
         fingerprint = data.get("fingerprint")
-        if isinstance(fingerprint, str) and fingerprint:
+        if isinstance(fingerprint, str) and fingerprint:  # written by to_dict, with its time text
             event.__dict__["fingerprint"] = fingerprint
+            event.__dict__["time_iso"] = data["time"]
         return event
 
 

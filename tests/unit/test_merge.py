@@ -182,3 +182,6 @@ def test_an_event_stored_without_a_fingerprint_or_in_another_time_form_gets_both
     read = TrackingEvent.from_dict({"time": "2026-04-23T10:00:00+08:00", "raw_text": "Picked up"})
     assert read.time_iso == "2026-04-23T02:00:00Z"
     assert read.fingerprint == TrackingEvent(time=T0, raw_text="Picked up").fingerprint
+    # a Z time in another form, with no stored fingerprint, is not taken as the stored text either
+    padded = TrackingEvent.from_dict({"time": "2026-04-23T02:00:00.000000Z", "raw_text": "Picked up"})
+    assert (padded.time_iso, padded.fingerprint) == (read.time_iso, read.fingerprint)
