@@ -41,7 +41,7 @@ def parse_iso(text: str | None) -> datetime | None:
     """Inverse of `iso_utc`."""
     if not text:
         return None
-    return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return to_utc(datetime.fromisoformat(text))  # Python 3.11 reads the Z itself, as UTC
 
 
 def _normalise_text(text: str) -> str:
@@ -92,18 +92,25 @@ class TrackingEvent:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackingEvent:
         """The event `to_dict` gave. A stored fingerprint and the time text stored with it are
-        taken as they are (not computed again: a stored shipment's events are read back at every merge, and that
-        was a fifth of a drain's CPU at 20 events per shipment); the fingerprint's definition has
-        not changed since the first stored event, and changing it would need a migration that
-        rewrites stored events."""
-        time = parse_iso(data["time"])
+        taken as they are (not computed again: a stored shipment's events are read back at every
+        merge, and that was a fifth of a drain's CPU at 20 events per shipment); the fingerprint's
+        definition has not changed since the first stored event, and changing it would need a
+        migration that rewrites stored events. The fields are set as the dataclass's own
+        constructor and `__post_init__` would set them (a time in UTC), without their calls."""
+        text = data["time"]
+        time = parse_iso(text)
         assert time is not None
-        event = cls(time=time, raw_text=data.get("raw_text") or "", status=data.get("status"),
-                    raw_code=data.get("raw_code"), location=data.get("location"))
+        event = object.__new__(cls)
+        fields = event.__dict__
+        fields["time"] = time
+        fields["raw_text"] = data.get("raw_text") or ""
+        fields["status"] = data.get("status")
+        fields["raw_code"] = data.get("raw_code")
+        fields["location"] = data.get("location")
         fingerprint = data.get("fingerprint")
         if isinstance(fingerprint, str) and fingerprint:  # written by to_dict, with its time text
-            event.__dict__["fingerprint"] = fingerprint
-            event.__dict__["time_iso"] = data["time"]
+            fields["fingerprint"] = fingerprint
+            fields["time_iso"] = text
         return event
 
 
