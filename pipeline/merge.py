@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pipeline import status as statuses
-from pipeline.canonical import TrackingEvent, TrackingUpdate
+from pipeline.canonical import TrackingEvent, TrackingUpdate, parse_iso
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -19,9 +19,47 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_EVENT_LEAD = timedelta(days=1)
 
 
+class StoredEvents(Sequence[TrackingEvent]):
+    """A shipment's events as stored (`TrackingEvent.to_dict`'s dicts, newest first), made into
+    TrackingEvents only when someone reads them as events. `merge_updates` adds newer events to
+    them without reading them back (see `_merge_newer`); `dicts` is what to store."""
+
+    __slots__ = ("dicts", "_events")
+
+    def __init__(self, dicts: Sequence[Mapping[str, Any]]) -> None:
+        self.dicts = list(dicts)
+        self._events: tuple[TrackingEvent, ...] | None = None
+
+    def events(self) -> tuple[TrackingEvent, ...]:
+        if self._events is None:
+            self._events = tuple(TrackingEvent.from_dict(d) for d in self.dicts)
+        return self._events
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.events()[index]
+
+    def __len__(self) -> int:
+        return len(self.dicts)
+
+    def __iter__(self) -> Iterator[TrackingEvent]:
+        return iter(self.events())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, StoredEvents)):
+            return self.events() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.events())
+
+    def __repr__(self) -> str:
+        return f"StoredEvents({self.events()!r})"
+
+
 @dataclass(frozen=True)
 class ShipmentState:
-    """The part of a shipment that updates change. Events are newest first."""
+    """The part of a shipment that updates change. Events are newest first (a tuple, or the
+    stored dicts as `StoredEvents`)."""
 
     status: str = statuses.PENDING
     events: tuple[TrackingEvent, ...] = ()
@@ -170,6 +208,10 @@ def merge_updates(state: ShipmentState, updates: Sequence[TrackingUpdate], *, ma
             if estimated is None or _later(candidate, (estimated_as_of, estimated)):
                 estimated, estimated_as_of = update.estimated_delivery, as_of
     horizon = now + MAX_EVENT_LEAD if now is not None else None
+    if isinstance(state.events, StoredEvents):
+        newer = _merge_newer(state, incoming, estimated, estimated_as_of, max_events=max_events, horizon=horizon)
+        if newer is not None:
+            return newer
     events = union_events(state.events, incoming, max_events=max_events)
     before = {e.fingerprint for e in state.events}
     added = sum(1 for e in events if e.fingerprint not in before)
@@ -196,3 +238,79 @@ def _later(a: tuple[datetime | None, datetime], b: tuple[datetime | None, dateti
     a_key = (a[0] is not None, a[0] or a[1], a[1])
     b_key = (b[0] is not None, b[0] or b[1], b[1])
     return a_key > b_key
+
+
+# --- the common case without reading stored events back: scans newer than everything stored ----
+
+_EVENT_KEYS = frozenset(("time", "status", "raw_code", "raw_text", "location", "fingerprint"))
+
+
+def _time_key(text: Any) -> tuple[str, str] | None:
+    """A sort key for `iso_utc`'s text (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`) in time order, or None
+    for any other text."""
+    if not isinstance(text, str) or len(text) not in (20, 27) or text[-1] != "Z" or text[10] != "T":
+        return None
+    fraction = text[19:-1]
+    if fraction == ".000000" or (fraction and fraction[0] != "."):
+        return None
+    return text[:19], fraction
+
+
+def _merge_newer(state: ShipmentState, incoming: Sequence[TrackingEvent], estimated: datetime | None,
+                 estimated_as_of: datetime | None, *, max_events: int, horizon: datetime | None) -> MergeOutcome | None:
+    """`merge_updates`' result, computed from the stored dicts without making them events, when
+    every incoming event is new and newer (by time, then fingerprint) than every stored one, the
+    stored events are as `union_events` leaves them (`to_dict`'s form, newest first, one per
+    fingerprint), nothing is trimmed, and the newest event is within the horizon. Otherwise None
+    (the caller does the whole merge). tests/unit/test_merge.py checks it against the whole merge."""
+    assert isinstance(state.events, StoredEvents)
+    stored = state.events.dicts
+    if not incoming or len(stored) + len(incoming) > max_events:
+        return None
+    keys = []
+    for d in stored:
+        fingerprint = d.get("fingerprint")
+        key = _time_key(d.get("time"))
+        if (key is None or not isinstance(fingerprint, str) or not fingerprint or d.keys() != _EVENT_KEYS
+                or not isinstance(d["raw_text"], str)):
+            return None
+        keys.append((key, fingerprint))
+    if any(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
+        return None  # not newest first, or a fingerprint twice
+    held = {fingerprint for _, fingerprint in keys}
+    new = union_events(incoming)
+    if any(e.fingerprint in held for e in new):
+        return None
+    oldest_new = (_time_key(new[-1].time_iso), new[-1].fingerprint)
+    if oldest_new[0] is None or (keys and oldest_new <= keys[0]):
+        return None
+    if horizon is not None and new[0].time > horizon:
+        return None
+    new_dicts = [e.to_dict() for e in new]
+    status = _status_of_newer(new_dicts, stored, is_expired=state.status == statuses.EXPIRED)
+    delivered_at = delivery_location = None
+    if status == statuses.DELIVERED:
+        last = next(d for d in new_dicts + stored if d["status"] == statuses.DELIVERED)
+        delivered_at, delivery_location = parse_iso(last["time"]), last["location"]
+    merged = replace(
+        state, status=status, events=StoredEvents(new_dicts + stored), estimated_delivery=estimated,
+        estimated_delivery_as_of=estimated_as_of, delivered_at=delivered_at, delivery_location=delivery_location,
+        last_event_at=new[0].time,
+        has_unmapped_events=any(d["status"] is None for d in new_dicts) or any(d["status"] is None for d in stored),
+    )
+    return MergeOutcome(state=merged, previous_status=state.status, events_added=len(new))
+
+
+def _status_of_newer(new: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]], *, is_expired: bool) -> str:
+    """`derive_status` of new + stored event dicts, both newest first, all new ones newer."""
+    for group in (new, stored):
+        for d in group:
+            if statuses.is_final(d["status"]) and d["status"] != statuses.EXPIRED:
+                return str(d["status"])
+    if is_expired:
+        return statuses.EXPIRED
+    for group in (new, stored):
+        for d in group:
+            if d["status"] is not None and statuses.is_known(d["status"]):
+                return str(d["status"])
+    return statuses.PENDING

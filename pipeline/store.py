@@ -18,7 +18,7 @@ from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog
 from pipeline import changes_feed, outbox, schedule
 from pipeline import status as statuses
 from pipeline.canonical import BulkResult, TrackingEvent, TrackingUpdate, iso_utc, parse_iso
-from pipeline.merge import ShipmentState, combine_updates, merge_updates
+from pipeline.merge import ShipmentState, StoredEvents, combine_updates, merge_updates
 from pipeline.schedule import SchedulePolicy
 
 logger = logging.getLogger(__name__)
@@ -107,10 +107,9 @@ class _RowWrite:
 
 def state_of(row: TrackingCache) -> ShipmentState:
     """The mergeable state of a stored shipment row."""
-    events = tuple(TrackingEvent.from_dict(e) for e in (row.tracking_events or ()))
     return ShipmentState(
         status=row.current_status,
-        events=events,
+        events=StoredEvents(row.tracking_events or ()),  # made into events only if the merge needs them
         # The courier's own estimate (ours, from history, is kept in estimated_delivery beside it).
         estimated_delivery=row.courier_estimated_delivery,
         estimated_delivery_as_of=row.last_event_at,
@@ -510,7 +509,8 @@ def _write_state(row: TrackingCache, state: ShipmentState, *, now: datetime) -> 
     if state.status != row.current_status:
         row.last_status_update = now
     row.current_status = state.status
-    row.tracking_events = [e.to_dict() for e in state.events]
+    row.tracking_events = (state.events.dicts if isinstance(state.events, StoredEvents)
+                           else [e.to_dict() for e in state.events])
     row.courier_estimated_delivery = state.estimated_delivery
     row.actual_delivery = state.delivered_at
     row.delivery_location = state.delivery_location

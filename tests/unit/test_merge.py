@@ -2,13 +2,14 @@
 sticky, idempotent and independent of order (hypothesis)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from pipeline import status as S
 from pipeline.canonical import TrackingEvent, TrackingUpdate
-from pipeline.merge import ShipmentState, derive_status, merge_updates, union_events
+from pipeline.merge import ShipmentState, StoredEvents, derive_status, merge_updates, union_events
 
 T0 = datetime(2026, 4, 23, 2, 0, tzinfo=timezone.utc)
 
@@ -185,3 +186,78 @@ def test_an_event_stored_without_a_fingerprint_or_in_another_time_form_gets_both
     # a Z time in another form, with no stored fingerprint, is not taken as the stored text either
     padded = TrackingEvent.from_dict({"time": "2026-04-23T02:00:00.000000Z", "raw_text": "Picked up"})
     assert (padded.time_iso, padded.fingerprint) == (read.time_iso, read.fingerprint)
+
+
+
+# --- merging into stored events without reading them back (merge._merge_newer) --------------
+
+TEXT_ANY_STATUS = {**TEXT_STATUS, "lapsed": S.EXPIRED}  # a courier can report expiry too
+timed_events = st.builds(
+    lambda seconds, micros, text, is_mapped, location: TrackingEvent(
+        time=T0 + timedelta(seconds=seconds, microseconds=micros), raw_text=text,
+        status=TEXT_ANY_STATUS[text] if is_mapped else None, raw_code=None, location=location),
+    st.integers(min_value=0, max_value=36_000), st.sampled_from([0, 0, 1, 500_000, 999_999]),
+    st.sampled_from(sorted(TEXT_ANY_STATUS)), st.booleans(), st.sampled_from([None, "Penang"]))
+
+
+def stored_form(events, how, rng):
+    """The dicts a row may hold: as a merge writes them, or otherwise (out of order, a fingerprint
+    missing, a time in another form, an extra key), which the lazy merge must notice."""
+    dicts = [e.to_dict() for e in events]
+    if not dicts or how == "as written":
+        return dicts
+    if how == "shuffled":
+        rng.shuffle(dicts)
+    elif how == "no fingerprint":
+        dicts[rng.randrange(len(dicts))].pop("fingerprint")
+    elif how == "offset time":
+        d = dicts[rng.randrange(len(dicts))]
+        d.pop("fingerprint")
+        d["time"] = d["time"].replace("Z", "+00:00")
+    elif how == "extra key":
+        dicts[rng.randrange(len(dicts))]["note"] = "hand-made"
+    return dicts
+
+
+@hypothesis_settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(timed_events, max_size=5).map(lambda evs: update(*evs)), max_size=4),
+       st.lists(timed_events, min_size=1, max_size=3), st.booleans(), st.sampled_from([4, 8, 50]),
+       st.sampled_from(["as written", "as written", "shuffled", "no fingerprint", "offset time", "extra key"]),
+       st.one_of(st.none(), st.integers(0, 40_000)), st.randoms(use_true_random=False))
+def test_merging_into_stored_events_equals_merging_into_events(history, scans, is_expired, max_events, how, now_s, rng):
+    state = merge_all(history, max_events=max_events)
+    if is_expired:
+        state = replace(state, status=S.EXPIRED)
+    dicts = stored_form(state.events, how, rng)
+    now = None if now_s is None else T0 + timedelta(seconds=now_s) - timedelta(days=1)
+    # mostly scans after the stored ones (the common case), some before or among them
+    newest = max((e.time for e in state.events), default=T0)
+    shift = newest - T0 - timedelta(seconds=600) if rng.random() < 0.8 else timedelta(0)
+    incoming = [update(*(replace(scan, time=scan.time + shift) for scan in scans))]
+    lazy = merge_updates(replace(state, events=StoredEvents(dicts)), incoming, max_events=max_events, now=now)
+    eager = merge_updates(replace(state, events=tuple(TrackingEvent.from_dict(d) for d in dicts)), incoming,
+                          max_events=max_events, now=now)
+    assert lazy == eager
+    written = lazy.state.events.dicts if isinstance(lazy.state.events, StoredEvents) else [
+        e.to_dict() for e in lazy.state.events]
+    assert written == [e.to_dict() for e in eager.state.events]
+
+
+def test_a_newer_scan_is_merged_without_reading_the_stored_events_back():
+    state = merge_all([update(event(0, S.IN_TRANSIT, "collected"), event(30, S.IN_TRANSIT, "hub scan"))], max_events=50)
+    stored = StoredEvents([e.to_dict() for e in state.events])
+    outcome = merge_updates(replace(state, events=stored), [update(event(60, S.DELIVERED, "done", "Penang"))],
+                            max_events=50)
+    events = outcome.state.events
+    assert isinstance(events, StoredEvents) and events._events is None  # nothing was read back as events
+    assert events.dicts[1:] == stored.dicts and events.dicts[1]  is stored.dicts[0]
+    assert (outcome.state.status, outcome.events_added, outcome.state.delivery_location) == (S.DELIVERED, 1, "Penang")
+    assert outcome.state.delivered_at == T0 + timedelta(minutes=60) == outcome.state.last_event_at
+    # a courier's expiry scan is not a sticky final status (derive_status): a later scan decides
+    lapsed = TrackingEvent(time=T0 + timedelta(minutes=40), raw_text="lapsed", status=S.EXPIRED)
+    again = merge_updates(replace(state, events=StoredEvents(stored.dicts)),
+                          [update(lapsed, event(50, S.IN_TRANSIT, "hub scan"))], max_events=50)
+    assert again.state.status == S.IN_TRANSIT and again.state.events._events is None
+    # an older scan (a late webhook) takes the whole merge, and says the same as before
+    late = merge_updates(outcome.state, [update(event(10, S.IN_TRANSIT, "hub scan"))], max_events=50)
+    assert late.state.status == S.DELIVERED and late.events_added == 1 and len(late.state.events) == 4
