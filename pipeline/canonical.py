@@ -169,9 +169,19 @@ def _clean_optional(text: str | None) -> str | None:
     return None if text is None else clean_text(text)
 
 
+def _needs_cleaning(text: str | None) -> bool:
+    return text is not None and ("\x00" in text or _LONE_SURROGATE.search(text) is not None)
+
+
 def clean_update(update: TrackingUpdate) -> TrackingUpdate:
     """The same update with every text field cleaned (see `clean_text`); parse stages apply it so
-    that one courier's odd byte never fails a batch at write time."""
+    that one courier's odd byte never fails a batch at write time. An update with nothing to clean
+    (nearly all) is returned as it is."""
+    texts = [update.courier, update.tracking_number, update.reported_status]
+    for e in update.events:
+        texts += (e.raw_text, e.status, e.raw_code, e.location)
+    if not any(_needs_cleaning(text) for text in texts):
+        return update
     events = tuple(replace(e, raw_text=clean_text(e.raw_text), status=_clean_optional(e.status),
                            raw_code=_clean_optional(e.raw_code), location=_clean_optional(e.location))
                    for e in update.events)

@@ -261,3 +261,15 @@ def test_a_newer_scan_is_merged_without_reading_the_stored_events_back():
     # an older scan (a late webhook) takes the whole merge, and says the same as before
     late = merge_updates(outcome.state, [update(event(10, S.IN_TRANSIT, "hub scan"))], max_events=50)
     assert late.state.status == S.DELIVERED and late.events_added == 1 and len(late.state.events) == 4
+
+
+def test_clean_update_cleans_what_a_database_refuses_and_returns_a_clean_update_as_it_is():
+    from pipeline.canonical import clean_update
+
+    clean = update(event(0, S.IN_TRANSIT, "hub scan", "Penang"))
+    assert clean_update(clean) is clean
+    dirty = update(event(0, S.IN_TRANSIT, "hub\x00 scan", "Pen\ud800ang"), number="EP\x001")
+    cleaned = clean_update(dirty)
+    assert cleaned.tracking_number == "EP1"
+    assert (cleaned.events[0].raw_text, cleaned.events[0].location) == ("hub scan", "Pen\ufffdang")
+    assert cleaned.events[0].time == dirty.events[0].time
