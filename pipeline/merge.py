@@ -242,18 +242,25 @@ def _later(a: tuple[datetime | None, datetime], b: tuple[datetime | None, dateti
 
 # --- the common case without reading stored events back: scans newer than everything stored ----
 
-_EVENT_KEYS = frozenset(("time", "status", "raw_code", "raw_text", "location", "fingerprint"))
-
-
-def _time_key(text: Any) -> tuple[str, str] | None:
-    """A sort key for `iso_utc`'s text (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`) in time order, or None
-    for any other text."""
-    if not isinstance(text, str) or len(text) not in (20, 27) or text[-1] != "Z" or text[10] != "T":
+def _stored_keys(stored: Sequence[Any]) -> list[tuple[str, str]] | None:
+    """(time key, fingerprint) of each stored event dict, or None unless every one is exactly
+    `to_dict`'s form: its six keys, a fingerprint, a text, and `iso_utc`'s time text
+    (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, whose text without the Z sorts in time order)."""
+    try:
+        fields = [(d["time"], d["fingerprint"], d["raw_text"], d["status"], d["raw_code"], d["location"], len(d))
+                  for d in stored]
+    except (KeyError, TypeError, IndexError):
         return None
-    fraction = text[19:-1]
-    if fraction == ".000000" or (fraction and fraction[0] != "."):
-        return None
-    return text[:19], fraction
+    keys = []
+    for time, fingerprint, raw_text, _, _, _, size in fields:
+        if size != 6 or type(time) is not str or type(fingerprint) is not str or type(raw_text) is not str:
+            return None
+        length = len(time)
+        if not fingerprint or (length != 20 and length != 27) or time[-1] != "Z" or time[10] != "T" or (
+                length == 27 and (time[19] != "." or time[19:] == ".000000Z")):
+            return None
+        keys.append((time[:-1], fingerprint))
+    return keys
 
 
 def _merge_newer(state: ShipmentState, incoming: Sequence[TrackingEvent], estimated: datetime | None,
@@ -267,22 +274,15 @@ def _merge_newer(state: ShipmentState, incoming: Sequence[TrackingEvent], estima
     stored = state.events.dicts
     if not incoming or len(stored) + len(incoming) > max_events:
         return None
-    keys = []
-    for d in stored:
-        fingerprint = d.get("fingerprint")
-        key = _time_key(d.get("time"))
-        if (key is None or not isinstance(fingerprint, str) or not fingerprint or d.keys() != _EVENT_KEYS
-                or not isinstance(d["raw_text"], str)):
-            return None
-        keys.append((key, fingerprint))
-    if any(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
-        return None  # not newest first, or a fingerprint twice
+    keys = _stored_keys(stored)
+    if keys is None or any(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
+        return None  # not as written, not newest first, or a fingerprint twice
     held = {fingerprint for _, fingerprint in keys}
     new = union_events(incoming)
     if any(e.fingerprint in held for e in new):
         return None
-    oldest_new = (_time_key(new[-1].time_iso), new[-1].fingerprint)
-    if oldest_new[0] is None or (keys and oldest_new <= keys[0]):
+    oldest = new[-1].time_iso
+    if len(oldest) not in (20, 27) or (keys and (oldest[:-1], new[-1].fingerprint) <= keys[0]):
         return None
     if horizon is not None and new[0].time > horizon:
         return None

@@ -273,3 +273,19 @@ def test_clean_update_cleans_what_a_database_refuses_and_returns_a_clean_update_
     assert cleaned.tracking_number == "EP1"
     assert (cleaned.events[0].raw_text, cleaned.events[0].location) == ("hub scan", "Pen\ufffdang")
     assert cleaned.events[0].time == dirty.events[0].time
+
+
+def test_only_stored_events_in_to_dict_form_are_merged_without_reading_them_back():
+    from pipeline.merge import _stored_keys
+
+    written = event(0, S.IN_TRANSIT, "collected").to_dict()
+    assert _stored_keys([written]) == [(written["time"][:-1], written["fingerprint"])]
+    # the same instant written otherwise would not sort by its text: read back as events instead
+    for other_time in ("2026-04-23T02:00:00.000000Z", "2026-04-23 02:00:00Z", "2026-04-23T02:00:00+00:00",
+                       "2026-04-23T02:00:00.5Z", 1776909600):
+        assert _stored_keys([{**written, "time": other_time}]) is None, other_time
+    assert _stored_keys([{**written, "fingerprint": ""}]) is None
+    assert _stored_keys([{**written, "raw_text": None}]) is None
+    assert _stored_keys([{**written, "note": "x"}]) is None
+    assert _stored_keys([{k: v for k, v in written.items() if k != "location"}]) is None
+    assert _stored_keys(["not an event"]) is None
