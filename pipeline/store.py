@@ -463,7 +463,7 @@ def _lock_by_number(courier: str, numbers: Sequence[str]) -> dict[str, list[Trac
              .order_by(TrackingCache.id))
     if models.is_postgres():
         query = query.for_update()
-    for row in models.model_rows(query):
+    for row in models.model_rows(query, remember_loaded=True):
         found.setdefault(row.courier_tracking_number, []).append(row)
     return found
 
