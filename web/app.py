@@ -65,7 +65,6 @@ routes: list[BaseRoute] = [
 ]
 
 middleware = [
-    Middleware(webhooks.WebhookFastPath),  # webhook POSTs are answered there, past the layers below
     Middleware(RequestMetrics),
     Middleware(RefuseNulCharacters),
     Middleware(ETags),
@@ -113,10 +112,11 @@ def create_app(config: settings_module.Settings | None = None, *, boot: bool = T
         finally:
             await run_in_threadpool(boot_module.stop, booted)
 
-    # GET tracking reads and /healthz are answered by ReadFastPath around the app, before
-    # Starlette's own layers (its server-error middleware wraps every send) and the router.
-    return fast_reads.ReadFastPath(Starlette(routes=routes, middleware=middleware,
-                                             exception_handlers=exception_handlers(), lifespan=lifespan))
+    # Webhook POSTs are answered by WebhookFastPath, GET tracking reads and /healthz by ReadFastPath,
+    # around the app: before Starlette's own layers (its server-error middleware wraps every send)
+    # and the router.
+    return webhooks.WebhookFastPath(fast_reads.ReadFastPath(Starlette(
+        routes=routes, middleware=middleware, exception_handlers=exception_handlers(), lifespan=lifespan)))
 
 
 app = create_app()

@@ -175,3 +175,16 @@ def exception_handlers() -> dict[Any, Any]:
         redis.exceptions.TimeoutError: handle_coordination_error,
         Exception: handle_server_error,
     }
+
+
+async def error_answer(handlers: Mapping[Any, Any], scope: Any, receive: Any, error: Exception) -> tuple[Response, bool]:
+    """The app's answer to an error raised outside Starlette's layers (the fast paths), by the
+    handlers `exception_handlers` gives, and whether it is a bug (only the catch-all handles it)."""
+    if isinstance(error, ApiError):
+        return from_api_error(error), False
+    for kind in type(error).__mro__:
+        handler = handlers.get(kind)
+        if handler is not None:
+            response: Response = await handler(Request(scope, receive), error)
+            return response, kind is Exception
+    return error_response(500, "internal_error", "the server failed to answer this request; it has been logged"), True

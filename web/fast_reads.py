@@ -29,7 +29,7 @@ from pipeline import read_cache, runtime
 from web import customer, ratelimit, read_bodies, read_store, reads, views
 from web.auth import Customer, customer_of_authorization
 from web.database import call
-from web.errors import ApiError, error_response, exception_handlers, from_api_error, nul_character_problem
+from web.errors import ApiError, error_answer, exception_handlers, nul_character_problem
 from web.metrics import record_read, record_request, record_tracking_read
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class ReadFastPath:
         except Exception as error:
             status = 500
             try:
-                response, is_bug = await self._error_response(scope, receive, error)
+                response, is_bug = await error_answer(self._handlers, scope, receive, error)
                 status = response.status_code
                 await response(scope, receive, send)
             finally:
@@ -267,17 +267,6 @@ class ReadFastPath:
         finally:
             record_tracking_read(TRACK_PATH, answer.audience, answer.status, time.perf_counter() - started,
                                  is_cache_hit=answer.is_cache_hit)
-
-    async def _error_response(self, scope: Scope, receive: Receive, error: Exception) -> tuple[Response, bool]:
-        """The app's answer to an error, and whether it is a bug (only the catch-all handles it)."""
-        if isinstance(error, ApiError):
-            return from_api_error(error), False
-        for kind in type(error).__mro__:
-            handler = self._handlers.get(kind)
-            if handler is not None:
-                response: Response = await handler(Request(scope, receive), error)
-                return response, kind is Exception
-        return error_response(500, "internal_error", "the server failed to answer this request; it has been logged"), True
 
 
 routes = [Route(TRACK_PATH, track_order, methods=["GET"], name="track_order"),

@@ -12,8 +12,9 @@ import re
 import time
 from collections.abc import Sequence
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,7 +24,7 @@ from pipeline.inbox import ACCEPTED, DUPLICATE, REJECTED, InboxEntry, Received, 
 from web.auth import is_same_secret, webhook_signature_problem
 from web.database import release_connection
 from web.caching import weak_etag
-from web.errors import UNAVAILABLE_RETRY_AFTER, ApiError, from_api_error
+from web.errors import UNAVAILABLE_RETRY_AFTER, ApiError, error_answer, exception_handlers
 from web.group_commit import GroupCommit, for_this_loop
 from web.metrics import record_request
 
@@ -83,30 +84,43 @@ async def receive_webhook(courier: str, raw: bytes, *, id_fields: Sequence[str])
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds `max_bytes` (declared or read)."""
+    """The request body, refused with 413 as soon as it exceeds `max_bytes` (declared or read).
+    Read from the ASGI messages directly (Starlette's `stream()` adds an async generator per
+    request); a client that disconnects first raises `ClientDisconnect`, as `stream()` would."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the body exceeds {max_bytes} bytes")
 
 
+_DUPLICATE_BODY = orjson.dumps({"status": DUPLICATE})
+
+
 def _answer(received: Received) -> Response:
+    """The 200 answer (JSON, with its weak ETag) for a stored or duplicate webhook."""
     if received.outcome == REJECTED:
         raise ApiError(400, "malformed_body", received.reason or "the body cannot be read")
     if received.outcome == DUPLICATE:
-        return JSONResponse({"status": DUPLICATE})
-    return JSONResponse({"status": ACCEPTED, "inbox_id": received.inbox_id})
+        body = _DUPLICATE_BODY
+    else:
+        body = orjson.dumps({"status": ACCEPTED, "inbox_id": received.inbox_id})
+    return Response(body, media_type="application/json", headers={"ETag": weak_etag(body)})
 
 
 async def easyparcel_webhook(request: Request) -> Response:
@@ -172,15 +186,17 @@ routes = [
 
 
 class WebhookFastPath:
-    """ASGI middleware, first of the app's list: webhook POSTs, the one request a server takes
-    thousands of times a second, are answered here, past the rest of the middleware stack and the
-    router (py-spy: those layers held about a quarter of the web process's GIL time per webhook).
-    What they give these routes is done here too: the request metric by route template, the ETag
-    of a 200 and the error shape of an ApiError; anything unexpected still reaches Starlette's
-    server-error handler. Every other request passes through untouched."""
+    """ASGI wrapper around the whole app (outside Starlette and the read fast path): webhook POSTs,
+    the one request a server takes thousands of times a second, are answered here, past Starlette's
+    server-error middleware, the other middleware and the router (py-spy: those layers held about a
+    quarter of the web process's GIL time per webhook). What they give these routes is done here
+    too: the request metric by route template, the ETag of a 200 (set by `_answer`), the app's
+    exception handlers and error shape, and for a bug a 500 answered and then raised to the server
+    to be logged. Every other request passes through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._handlers = exception_handlers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/api/webhooks/"):
@@ -199,11 +215,15 @@ class WebhookFastPath:
         try:
             try:
                 response = await route.endpoint(Request(scope, receive))
-            except ApiError as error:
-                response = from_api_error(error)
+            except Exception as error:
+                response, is_bug = await error_answer(self._handlers, scope, receive, error)
+                status = response.status_code
+                await response(scope, receive, send)
+                if is_bug:  # as Starlette does: the answer is sent, the traceback goes to the server's log
+                    raise
+                return
             status = response.status_code
-            if status == 200:
-                response.headers["ETag"] = weak_etag(bytes(response.body))
-            await response(scope, receive, send)
+            await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": response.body})
         finally:
             record_request("POST", route.path, status, time.perf_counter() - started)

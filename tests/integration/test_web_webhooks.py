@@ -113,3 +113,33 @@ def test_signed_webhooks_need_a_fresh_correct_signature_and_a_known_courier(api)
     assert api.signed_webhook("nosuchcourier", body).status_code == 404
     assert inbox_rows() == []
     assert api.signed_webhook("fake", body).status_code == 200
+
+
+def test_a_bug_in_the_receiver_answers_json_500_and_still_reaches_the_server_log(api, monkeypatch):
+    import pytest
+    from starlette.testclient import TestClient
+
+    from web import webhooks
+
+    def broken(raw, *, id_fields):
+        raise RuntimeError("a bug with a secret inside")
+
+    monkeypatch.setattr(webhooks, "inbox_entry", broken)
+    body = json.dumps({"uuid": "bug-1", "topic": "shipment.tracking.update"}).encode()
+    # the answer: the error shape, no traceback, nothing stored
+    quiet = TestClient(api.client.app, raise_server_exceptions=False)
+    response = quiet.post(EASYPARCEL_URL, content=body)
+    assert response.status_code == 500 and response.json()["error"] == "internal_error"
+    assert "secret inside" not in response.text
+    assert WebhookInbox.select().where(WebhookInbox.external_event_id == "bug-1").count() == 0
+    # and the exception is raised to the server after the answer, as Starlette does
+    with pytest.raises(RuntimeError, match="a bug"):
+        api.client.post(EASYPARCEL_URL, content=body)
+
+
+def test_a_webhook_answer_carries_the_weak_etag_of_its_body(api):
+    from web.caching import weak_etag
+
+    response = api.client.post(EASYPARCEL_URL, content=json.dumps({"uuid": "etag-1", "topic": "x"}).encode())
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.headers["etag"] == weak_etag(response.content)
