@@ -274,6 +274,16 @@ def banner(session: DevSession, out: TextIO) -> None:
     out.flush()
 
 
+def banner_once_listening(server: Any, session: DevSession, out: TextIO) -> None:
+    """Print the banner once uvicorn listens (`server.started`), so that its addresses answer as
+    soon as they are shown; nothing if the server stops first."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.02)
+    banner(session, out)
+
+
 def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = sys.stdout) -> int:
     """Start everything, serve until interrupted, then shut down cleanly.
 
@@ -325,7 +335,9 @@ def run(config: settings_module.Settings, options: DevOptions, *, out: TextIO = 
 
         server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
                                                lifespan="on", **uvicorn_proxy_options(dev_config.trusted_proxies)))
-        banner(DevSession(dev_config, admin_token, viewer_token, app_url, sim.url, demo), out)
+        session = DevSession(dev_config, admin_token, viewer_token, app_url, sim.url, demo)
+        threading.Thread(target=banner_once_listening, args=(server, session, out), name="dev-banner",
+                         daemon=True).start()
         try:
             server.run()
         except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
