@@ -543,10 +543,14 @@ def model_rows(query: Any, *, remember_loaded: bool = False) -> list[Any]:
     columns and 300 inbox rows per batch). Values are converted by the fields as usual. With
     `remember_loaded`, each row keeps its values as loaded (`loaded_values`), so that a bulk write
     can leave out the columns nobody changed."""
-    model = query.model
-    names = [field.name for field in query._returning]
+    return _built_rows(query.model, [field.name for field in query._returning], query.tuples(),
+                       remember_loaded=remember_loaded)
+
+
+def _built_rows(model: type[Model], names: Sequence[str], rows_of_values: Iterable[Sequence[Any]], *,
+                remember_loaded: bool) -> list[Any]:
     rows = []
-    for values in query.tuples():
+    for values in rows_of_values:
         row = model.__new__(model)
         row.__data__ = dict(zip(names, values))
         row._dirty = set()
@@ -557,20 +561,48 @@ def model_rows(query: Any, *, remember_loaded: bool = False) -> list[Any]:
     return rows
 
 
+def lock_shipments_by_number(courier: str, numbers: Sequence[str]) -> list[TrackingCache]:
+    """The courier's shipments with these tracking numbers, locked for the caller's transaction in
+    id order (so two writers never deadlock; on SQLite the caller holds the write lock), with their
+    loaded values remembered (`loaded_values`). On PostgreSQL one hand-written query with
+    `= ANY(array)`: peewee composing the `IN` list of a batch's 300 numbers cost more than running it."""
+    if not numbers:
+        return []
+    if not is_postgres():
+        query = (TrackingCache.select()
+                 .where((TrackingCache.courier_service == courier)
+                        & (TrackingCache.courier_tracking_number.in_(list(numbers))))
+                 .order_by(TrackingCache.id))
+        return model_rows(query, remember_loaded=True)
+    fields = TrackingCache._meta.sorted_fields
+    columns = ", ".join(f'"{field.column_name}"' for field in fields)
+    cursor = database.execute_sql(f"SELECT {columns} FROM tracking_cache WHERE courier_service = %s "
+                                  "AND courier_tracking_number = ANY(%s) ORDER BY id FOR UPDATE",
+                                  (courier, list(numbers)))
+    converters = [field.python_value for field in fields]
+    return _built_rows(TrackingCache, [field.name for field in fields],
+                       ([convert(value) for convert, value in zip(converters, values)] for values in cursor.fetchall()),
+                       remember_loaded=True)
+
+
+def mark_inbox_rows(ids: Sequence[int], status: str, now: datetime, error: str | None = None) -> None:
+    """Give inbox rows their final status (and drop their claim), in the caller's transaction. On
+    PostgreSQL one hand-written `UPDATE ... WHERE id = ANY(array)`."""
+    if not ids:
+        return
+    if not is_postgres():
+        WebhookInbox.update(status=status, processed_at=now, error=error, claimed_until=None).where(
+            WebhookInbox.id.in_(list(ids))).execute()
+        return
+    database.execute_sql("UPDATE webhook_inbox SET status = %s, processed_at = %s, error = %s, claimed_until = NULL "
+                         "WHERE id = ANY(%s)", (status, WebhookInbox.processed_at.db_value(now), error, list(ids)))
+
+
 def loaded_values(row: Model) -> dict[str, Any] | None:
     """A row's values as `model_rows(..., remember_loaded=True)` loaded them, else None. They are
     the same objects the row starts with: code that changes a row assigns new values (as persist
     does), never changes a loaded list or dict in place, or the change would not be seen."""
     return getattr(row, "_loaded_values", None)
-
-
-def lock_shipments(ids: Sequence[int]) -> list[TrackingCache]:
-    """Load shipments for update inside the caller's transaction, locking them on PostgreSQL
-    (in id order, so two writers never deadlock); on SQLite the caller holds the write lock."""
-    query = TrackingCache.select().where(TrackingCache.id.in_(list(ids))).order_by(TrackingCache.id)
-    if is_postgres():
-        query = query.for_update()
-    return list(query)
 
 
 # Columns persist rewrites for every shipment it touches, with their PostgreSQL types.

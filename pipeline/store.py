@@ -14,10 +14,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import peewee
 
 import models
-from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog, WebhookInbox
+from models import CourierApiCall, TrackingCache, TrackingJob, TrackingUpdateLog
 from pipeline import changes_feed, outbox, schedule
 from pipeline import status as statuses
-from pipeline.canonical import BulkResult, TrackingEvent, TrackingUpdate, iso_utc, parse_iso
+from pipeline.canonical import BulkResult, TrackingUpdate, iso_utc, parse_iso
 from pipeline.merge import ShipmentState, StoredEvents, combine_updates, merge_updates
 from pipeline.schedule import SchedulePolicy
 
@@ -305,9 +305,7 @@ def shipment_ids_of_jobs(job_ids: Sequence[int]) -> list[int]:
 
 
 def mark_inbox(ids: Sequence[int], status: str, now: datetime, error: str | None = None) -> None:
-    if ids:
-        WebhookInbox.update(status=status, processed_at=now, error=_clip(error), claimed_until=None).where(
-            WebhookInbox.id.in_(list(ids))).execute()
+    models.mark_inbox_rows(ids, status, now, error=_clip(error))
 
 
 # --- persisting ---------------------------------------------------------------------------------
@@ -456,14 +454,7 @@ def _finish_jobs(job_ids: Sequence[int], writes: Sequence[_RowWrite], now: datet
 
 def _lock_by_number(courier: str, numbers: Sequence[str]) -> dict[str, list[TrackingCache]]:
     found: dict[str, list[TrackingCache]] = {}
-    if not numbers:
-        return found
-    query = (TrackingCache.select()
-             .where((TrackingCache.courier_service == courier) & (TrackingCache.courier_tracking_number.in_(numbers)))
-             .order_by(TrackingCache.id))
-    if models.is_postgres():
-        query = query.for_update()
-    for row in models.model_rows(query, remember_loaded=True):
+    for row in models.lock_shipments_by_number(courier, numbers):
         found.setdefault(row.courier_tracking_number, []).append(row)
     return found
 

@@ -239,3 +239,39 @@ def test_the_inbox_leaves_room_on_its_pages_so_that_a_claim_is_a_heap_only_updat
         return  # SQLite has no fillfactor: the migration is recorded and does nothing there
     options = db.execute_sql("SELECT reloptions FROM pg_class WHERE relname = 'webhook_inbox'").fetchone()[0]
     assert "fillfactor=50" in (options or []), options
+
+
+def test_locking_shipments_by_number_loads_what_peewee_loads_and_remembers_it(db):
+    order = models.Order.create(id="o-lock", customer_email_hash="x")
+    due = datetime(2026, 3, 1, 18, 30, 0, 123456, tzinfo=timezone.utc)
+    events = [{"time": "2026-03-01T10:00:00Z", "status": "in_transit", "raw_code": "3", "raw_text": "Hub",
+               "location": None, "fingerprint": "f" * 20}]
+    for number in ("L1", "L2"):
+        models.TrackingCache.create(order=order, courier_tracking_number=number, courier_service="easyparcel",
+                                    next_update_due=due, tracking_events=events, last_api_response={"a": [1]},
+                                    requires_attention=True, attention_reason="why")
+    other = models.Order.create(id="o-lock-other", customer_email_hash="x")
+    models.TrackingCache.create(order=other, courier_tracking_number="L1", courier_service="other", next_update_due=due)
+    with models.write_transaction():
+        locked = models.lock_shipments_by_number("easyparcel", ["L2", "L1", "L9"])
+    expected = list(models.TrackingCache.select().where(models.TrackingCache.courier_service == "easyparcel")
+                    .order_by(models.TrackingCache.id))
+    assert [row.__data__ for row in locked] == [row.__data__ for row in expected]
+    assert [row.id for row in locked] == sorted(row.id for row in locked)
+    assert locked[0].next_update_due == due and locked[0].tracking_events == events
+    assert models.loaded_values(locked[0]) == locked[0].__data__
+    assert models.lock_shipments_by_number("easyparcel", []) == []
+
+
+def test_marking_inbox_rows_sets_their_status_and_drops_their_claim(db):
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    rows = [models.WebhookInbox.create(courier="easyparcel", external_event_id=f"m-{i}", raw_body="{}", received_at=now,
+                                       status=models.INBOX_PENDING, claimed_until=now + timedelta(minutes=5))
+            for i in range(3)]
+    with models.write_transaction():
+        models.mark_inbox_rows([rows[0].id, rows[2].id], models.INBOX_FAILED, now, error="bad")
+    fresh = {row.id: row for row in models.WebhookInbox.select()}
+    for row in (rows[0], rows[2]):
+        got = fresh[row.id]
+        assert (got.status, got.processed_at, got.error, got.claimed_until) == (models.INBOX_FAILED, now, "bad", None)
+    assert fresh[rows[1].id].status == models.INBOX_PENDING and fresh[rows[1].id].claimed_until is not None
